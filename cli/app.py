@@ -1,0 +1,44 @@
+"""The Typer application and the error handling every subcommand shares."""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import typer
+
+from lic.errors import LicError
+
+app = typer.Typer(
+    name="lic",
+    help="Learned image compression with real bitstreams.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def fail(message: str, code: int = 1) -> "typer.Exit":
+    typer.echo(f"lic: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def user_errors(command: Callable) -> Callable:
+    """Turns the errors a user can cause into one line on stderr and a non-zero exit."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except LicError as e:
+            raise fail(str(e)) from None
+        except OSError as e:
+            where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+            raise fail(f"{where}{e.strerror or e}") from None
+        except MemoryError:
+            raise fail("out of memory (try a smaller image or --device cuda)") from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+
+    return wrapper

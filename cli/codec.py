@@ -1,0 +1,207 @@
+"""`lic encode`, `lic decode`, `lic info`, `lic models`: the everyday commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from PIL import Image
+from tqdm import tqdm
+
+from lic.cli.app import app, fail, user_errors
+from lic.errors import InputError, LicError
+
+_DEVICE_HELP = "cpu or cuda (decoded pixels are the same on both)."
+
+
+def _expand(inputs: list[Path], suffixes: set[str] | None) -> list[Path]:
+    """Files as given; folders replaced by the matching files directly inside them."""
+    files = []
+    for p in inputs:
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and (suffixes is None or f.suffix.lower() in suffixes))
+            if not found:
+                raise InputError(f"{p}: no input files in this folder")
+            files.extend(found)
+        else:
+            files.append(p)
+    return files
+
+
+def _outputs(files: list[Path], out: Optional[Path], suffix: str) -> list[Path]:
+    """One output per input: next to it by default, inside `out` if it is (or must be) a folder."""
+    if out is None:
+        return [f.with_name(f.stem + suffix) for f in files]
+    if len(files) > 1 or out.is_dir():
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{out}: several inputs need -o to be a folder")
+        out.mkdir(parents=True, exist_ok=True)
+        return [out / (f.stem + suffix) for f in files]
+    return [out]
+
+
+def _run_batch(pairs: list[tuple[Path, Path]], work, what: str) -> None:
+    """Runs `work(src, dst)` for each pair with a progress bar when there are several;
+    a failing file is reported on one line and the rest still run."""
+    failures = 0
+    bar = tqdm(pairs, desc=what, unit="file", disable=len(pairs) < 2, file=sys.stderr)
+    for src, dst in bar:
+        try:
+            line = work(src, dst)
+        except LicError as e:
+            failures += 1
+            bar.write(f"lic: error: {e}", file=sys.stderr)
+            continue
+        bar.write(line) if len(pairs) > 1 else typer.echo(line)
+    if failures:
+        raise fail(f"{failures} of {len(pairs)} files failed")
+
+
+def _image_suffixes() -> set[str]:
+    Image.init()
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  lic encode photo.png -q 3                 # writes photo.lic\n\n"
+        "  lic encode photo.png -q 6 -o best.lic --force\n\n"
+        "  lic encode shots/ -q 2 -o coded/          # every image in shots/"
+    )
+)
+@user_errors
+def encode(
+    inputs: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, ...) or folders of images."),
+    quality: int = typer.Option(3, "--quality", "-q", help="Quality level (see `lic models`)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file, or folder for several inputs."),
+    model: str = typer.Option("hyperprior", "--model", "-m", help="Zoo model name or path to a .safetensors model."),
+    device: str = typer.Option("cpu", help=_DEVICE_HELP),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    verify: bool = typer.Option(True, help="Decode the result and report its PSNR."),
+) -> None:
+    """Compress images into .lic files."""
+    import lic
+    from lic.eval.metrics import psnr
+    from lic.files import atomic_write, check_writable
+    from lic.imageio import load_image
+
+    files = _expand(inputs, _image_suffixes())
+    outputs = _outputs(files, output, ".lic")
+    for dst in outputs:
+        check_writable(dst, force)
+
+    def work(src: Path, dst: Path) -> str:
+        source = load_image(src)
+        t0 = time.perf_counter()
+        data = lic.compress(src, quality=quality, model=model, device=device)
+        t_enc = time.perf_counter() - t0
+        atomic_write(dst, data, force)
+        bpp = 8 * len(data) / (source.width * source.height)
+        line = f"{src} -> {dst}: {len(data):,} bytes, {bpp:.4f} bpp, encode {t_enc:.2f} s"
+        if verify:
+            t0 = time.perf_counter()
+            decoded = load_image(lic.decompress(data, model=model, device=device))
+            t_dec = time.perf_counter() - t0
+            line += f", decode {t_dec:.2f} s, PSNR {psnr(source.rgb, decoded.rgb):.2f} dB"
+        return line
+
+    _run_batch(list(zip(files, outputs)), work, "encode")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  lic decode photo.lic                      # writes photo.decoded.png\n\n"
+        "  lic decode photo.lic -o photo.jpg --force\n\n"
+        "  lic decode coded/ -o decoded/"
+    )
+)
+@user_errors
+def decode(
+    inputs: list[Path] = typer.Argument(..., help=".lic files or folders of them."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image (format from its suffix), or folder."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model file, if it is not in the zoo."),
+    device: str = typer.Option("cpu", help=_DEVICE_HELP),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+) -> None:
+    """Decompress .lic files into images."""
+    import io
+
+    import lic
+    from lic.files import atomic_write, check_writable
+
+    files = _expand(inputs, {".lic"})
+    outputs = _outputs(files, output, ".decoded.png")
+    extensions = Image.registered_extensions()
+    for dst in outputs:
+        if extensions.get(dst.suffix.lower()) not in Image.SAVE:
+            raise InputError(f"{dst}: cannot tell an image format from the suffix '{dst.suffix}'")
+        check_writable(dst, force)
+
+    def work(src: Path, dst: Path) -> str:
+        t0 = time.perf_counter()
+        image = lic.decompress(src.read_bytes(), model=model, device=device)
+        seconds = time.perf_counter() - t0
+        buffer = io.BytesIO()
+        try:
+            image.save(buffer, format=extensions[dst.suffix.lower()])
+        except (OSError, ValueError, KeyError) as e:
+            raise InputError(f"{dst}: cannot save a {image.mode} image in this format ({e})") from None
+        atomic_write(dst, buffer.getvalue(), force)
+        return f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, decode {seconds:.2f} s"
+
+    _run_batch(list(zip(files, outputs)), work, "decode")
+
+
+@app.command(epilog="Example:\n\n  lic info photo.lic\n\n  lic info coded/*.lic --json")
+@user_errors
+def info(
+    files: list[Path] = typer.Argument(..., help=".lic files."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per file."),
+) -> None:
+    """Show what a .lic file holds: codec, model, quality, size, bits per pixel."""
+    from lic import bitstream, models
+    from lic.bitstream import FLAG_16BIT, FLAG_GREY
+
+    for path in files:
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+        data = path.read_bytes()
+        header, _ = bitstream.unpack(data)
+        model = models.find_by_hash(header.model_hash)
+        record = {
+            "file": str(path), "codec": header.codec_name, "quality": header.quality,
+            "model": f"{model.name} q{model.quality}" if model else "not installed",
+            "model_hash": header.model_hash.hex(), "width": header.width, "height": header.height,
+            "greyscale": bool(header.flags & FLAG_GREY), "alpha": header.has_alpha,
+            "source_16bit": bool(header.flags & FLAG_16BIT),
+            "padding": [header.pad_bottom, header.pad_right], "bytes": len(data),
+            "stream_bytes": header.stream_lengths,
+            "bpp": round(8 * len(data) / (header.width * header.height), 5),
+        }
+        if as_json:
+            typer.echo(json.dumps(record))
+        else:
+            typer.echo("\n".join(f"{k:>13}: {v}" for k, v in record.items()) + "\n")
+
+
+@app.command(name="models", epilog="Example:\n\n  lic models")
+@user_errors
+def list_models() -> None:
+    """List the models that ship with lic and their qualities."""
+    from lic import models
+
+    found = models.available()
+    if not found:
+        raise InputError("no models are installed")
+    typer.echo(f"{'name':<14}{'quality':>8}  {'family':<11}{'lambda':>9}  {'size':>9}  hash")
+    for m in found:
+        lam = m.config.get("lambda")
+        size = m.path.stat().st_size
+        typer.echo(f"{m.name:<14}{m.quality:>8}  {m.family:<11}{lam if lam is not None else '-':>9}  "
+                   f"{size / 1e6:>7.2f}MB  {m.hash.hex()}")

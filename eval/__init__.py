@@ -1,0 +1,1 @@
+"""Evaluation: quality metrics, classic baseline codecs, BD-rate, RD results and plots."""

@@ -1,0 +1,40 @@
+"""Image quality metrics on uint8 RGB arrays (H x W x 3), the form decoded images take."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from pytorch_msssim import ms_ssim as _ms_ssim
+
+#: PSNR of identical images is infinite; reports cap it here so averages stay finite.
+PSNR_CAP = 100.0
+
+
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
+    return float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """PSNR in dB over all channels, capped at `PSNR_CAP` (identical images)."""
+    err = mse(a, b)
+    return PSNR_CAP if err == 0 else min(PSNR_CAP, 10 * math.log10(peak**2 / err))
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].to(torch.float64)
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """MS-SSIM (pytorch-msssim, 5 scales); images need sides above 160 pixels."""
+    if min(a.shape[:2]) <= 160:
+        raise ValueError("MS-SSIM needs both image sides above 160 pixels")
+    return float(_ms_ssim(_tensor(a), _tensor(b), data_range=255.0))
+
+
+def ms_ssim_db(value: float) -> float:
+    """MS-SSIM as -10 log10(1 - MS-SSIM), the usual way to plot it."""
+    return math.inf if value >= 1 else -10 * math.log10(1 - value)

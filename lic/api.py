@@ -1,0 +1,107 @@
+"""The Python API: `compress` an image to .lic bytes, `decompress` them back.
+
+    import lic
+    data = lic.compress("photo.png", quality=3)      # bytes of a .lic file
+    image = lic.decompress(data)                      # a PIL image
+    header = lic.read_header(data)                    # codec, quality, size, ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lic import bitstream, models
+from lic.bitstream import FLAG_16BIT, FLAG_ALPHA, FLAG_GREY, Header
+from lic.codecs.base import Codec, Encoded, pad_to_multiple, to_device
+from lic.errors import FormatError, LicError, ModelError
+from lic.imageio import SourceImage, load_image, pack_alpha, to_pil, unpack_alpha
+
+#: Refuse to decode images larger than this many pixels (a corrupt or hostile header).
+MAX_PIXELS = 1 << 28
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None].to(torch.float32) / 255
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    return (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def compress(
+    image: "str | Path | Image.Image | np.ndarray",
+    quality: int = 3,
+    model: str = "hyperprior",
+    device: str = "cpu",
+) -> bytes:
+    """Encodes an image (path, PIL image or uint8 array) into the bytes of a .lic file."""
+    model_file = models.find(model, quality)
+    codec = models.load_codec(model_file.path, str(to_device(device)))
+    return encode_with(codec, load_image(image), model_file.quality, model_file.hash)
+
+
+def encode_with(codec: Codec, source: SourceImage, quality: int, model_hash: bytes) -> bytes:
+    """The container bytes for `source` coded by an already-loaded codec."""
+    x, pad_bottom, pad_right = pad_to_multiple(to_tensor(source.rgb), codec.stride)
+    encoded = codec.encode(x)
+    flags = (FLAG_GREY if source.grey else 0) | (FLAG_16BIT if source.bit_depth == 16 else 0)
+    streams = list(encoded.streams)
+    if source.alpha is not None:
+        flags |= FLAG_ALPHA
+        streams.append(pack_alpha(source.alpha))
+    header = Header(codec.codec_id, quality, model_hash, encoded.check,
+                    source.width, source.height, pad_bottom, pad_right, flags)
+    return bitstream.pack(header, streams)
+
+
+def read_header(data: bytes) -> Header:
+    return bitstream.unpack(data)[0]
+
+
+def _model_for(header: Header, model: str | None) -> models.ModelFile:
+    if model is not None:
+        model_file = models.find(model, header.quality)
+        if model_file.hash != header.model_hash:
+            raise ModelError(
+                f"the file was encoded with model {header.model_hash.hex()}, "
+                f"but {model} (quality {header.quality}) is {model_file.hash.hex()}"
+            )
+        return model_file
+    model_file = models.find_by_hash(header.model_hash)
+    if model_file is None:
+        raise ModelError(
+            f"the file needs {header.codec_name} model {header.model_hash.hex()} "
+            f"(quality {header.quality}), which is not installed; pass --model PATH"
+        )
+    return model_file
+
+
+def decompress(data: bytes, model: str | None = None, device: str = "cpu") -> Image.Image:
+    """Decodes .lic bytes to a PIL image (RGB, L, RGBA or LA, as the source was)."""
+    header, streams = bitstream.unpack(data)
+    model_file = _model_for(header, model)
+    codec = models.load_codec(model_file.path, str(to_device(device)))
+    if codec.codec_id != header.codec_id:
+        raise ModelError(f"model {model_file.name} is not a {header.codec_name} model")
+    return decode_with(codec, header, streams)
+
+
+def decode_with(codec: Codec, header: Header, streams: list[bytes]) -> Image.Image:
+    """Decodes parsed container contents with an already-loaded codec."""
+    height, width = header.height + header.pad_bottom, header.width + header.pad_right
+    if height % codec.stride or width % codec.stride or height * width > MAX_PIXELS:
+        raise FormatError("the file header is corrupted (impossible image size)")
+    n_codec = len(streams) - int(header.has_alpha)
+    try:
+        x_hat = codec.decode(Encoded(streams[:n_codec], header.check), height, width)
+    except LicError:
+        raise
+    except (ValueError, RuntimeError, IndexError, OverflowError) as e:
+        raise FormatError(f"the entropy-coded data is corrupted ({e})") from None
+    rgb = to_uint8(x_hat[..., : header.height, : header.width])
+    alpha = unpack_alpha(streams[-1], header.height, header.width) if header.has_alpha else None
+    return to_pil(rgb, alpha, bool(header.flags & FLAG_GREY))

@@ -1,0 +1,138 @@
+"""The .lic container: one header, the codec's entropy-coded streams, a CRC-32.
+
+Layout, version 1 (integers little-endian; "varint" is unsigned LEB128):
+
+    offset size  field
+    0      4     magic b"\\x89LIC" (the high byte catches 7-bit transfers, as in PNG)
+    4      1     format version (1)
+    5      1     codec id (1 = hyperprior, 2 = vq)
+    6      1     quality / level the encoder used
+    7      1     flags: bit 0 alpha stream present, bit 1 source was greyscale,
+                 bit 2 source had 16 bits per sample
+    8      4     model hash: first 4 bytes of SHA-256 of the model file
+    12     4     entropy-parameter check: digest of the parameters the decoder must
+                 re-derive (e.g. the hyperprior's scale indices and means)
+    16     ...   varints: width, height, padding bottom, padding right (of the coded image),
+                 stream count S, then S stream lengths in bytes
+    ...          the S streams; if the alpha flag is set, the last one is the zlib-compressed
+                 alpha plane
+    end-4  4     CRC-32 of every byte before it
+
+The header is small on purpose: at the VQ codec's rates a whole image is a few hundred bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+from lic.errors import FormatError
+
+MAGIC = b"\x89LIC"
+VERSION = 1
+CODEC_NAMES = {1: "hyperprior", 2: "vq"}
+
+FLAG_ALPHA, FLAG_GREY, FLAG_16BIT = 1, 2, 4
+_FIXED = struct.Struct("<4sBBBB4s4s")
+
+
+@dataclass
+class Header:
+    codec_id: int
+    quality: int
+    model_hash: bytes
+    check: bytes
+    width: int
+    height: int
+    pad_bottom: int = 0
+    pad_right: int = 0
+    flags: int = 0
+    stream_lengths: list[int] = field(default_factory=list)
+
+    @property
+    def codec_name(self) -> str:
+        return CODEC_NAMES.get(self.codec_id, f"unknown({self.codec_id})")
+
+    @property
+    def has_alpha(self) -> bool:
+        return bool(self.flags & FLAG_ALPHA)
+
+
+def _varint(n: int) -> bytes:
+    if n < 0:
+        raise ValueError("varints are unsigned")
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes, pos: int) -> None:
+        self.data, self.pos = data, pos
+
+    def varint(self) -> int:
+        n = shift = 0
+        while True:
+            if self.pos >= len(self.data):
+                raise FormatError("the file is truncated (header ends early)")
+            if shift > 63:
+                raise FormatError("the file header is corrupted (oversized number)")
+            byte = self.data[self.pos]
+            self.pos += 1
+            n |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return n
+
+
+def pack(header: Header, streams: list[bytes]) -> bytes:
+    if len(header.model_hash) != 4 or len(header.check) != 4:
+        raise ValueError("model hash and check must be 4 bytes each")
+    body = bytearray(_FIXED.pack(MAGIC, VERSION, header.codec_id, header.quality,
+                                 header.flags, header.model_hash, header.check))
+    for n in (header.width, header.height, header.pad_bottom, header.pad_right, len(streams)):
+        body += _varint(n)
+    for s in streams:
+        body += _varint(len(s))
+    for s in streams:
+        body += s
+    body += struct.pack("<I", zlib.crc32(body))
+    return bytes(body)
+
+
+def unpack(data: bytes) -> tuple[Header, list[bytes]]:
+    """Parses and verifies a .lic file; every defect raises `FormatError`."""
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise FormatError("not a .lic file (wrong magic bytes)")
+    if len(data) < _FIXED.size + 4:
+        raise FormatError("the file is truncated")
+    _, version, codec_id, quality, flags, model_hash, check = _FIXED.unpack_from(data)
+    if version != VERSION:
+        raise FormatError(f"format version {version} is not supported (this lic reads version {VERSION})")
+    (stored_crc,) = struct.unpack_from("<I", data, len(data) - 4)
+    reader = _Reader(data, _FIXED.size)
+    width, height, pad_bottom, pad_right, count = (reader.varint() for _ in range(5))
+    if count > 64:
+        raise FormatError("the file header is corrupted (too many streams)")
+    lengths = [reader.varint() for _ in range(count)]
+    if reader.pos + sum(lengths) + 4 != len(data):
+        if zlib.crc32(data[:-4]) != stored_crc:
+            raise FormatError("the file is truncated or corrupted (checksum mismatch)")
+        raise FormatError("the file is corrupted (stream lengths do not match its size)")
+    if zlib.crc32(data[:-4]) != stored_crc:
+        raise FormatError("the file is corrupted (checksum mismatch)")
+    if codec_id not in CODEC_NAMES:
+        raise FormatError(f"unknown codec id {codec_id} (a newer lic may read it)")
+    if width == 0 or height == 0:
+        raise FormatError("the file header is corrupted (empty image)")
+    streams, pos = [], reader.pos
+    for n in lengths:
+        streams.append(data[pos : pos + n])
+        pos += n
+    header = Header(codec_id, quality, model_hash, check, width, height,
+                    pad_bottom, pad_right, flags, lengths)
+    return header, streams

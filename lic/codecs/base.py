@@ -1,0 +1,45 @@
+"""What every codec gives the container: byte streams out, a padded image tensor back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass
+class Encoded:
+    streams: list[bytes]
+    check: bytes  # 4-byte digest of the entropy parameters the decoder must re-derive
+
+
+class Codec(Protocol):
+    codec_id: ClassVar[int]
+    family: ClassVar[str]
+    stride: int  # input sides must be multiples of this
+
+    def encode(self, x: Tensor) -> Encoded:
+        """x: [1, 3, H, W] float in [0, 1], H and W multiples of `stride`."""
+
+    def decode(self, encoded: Encoded, height: int, width: int) -> Tensor:
+        """Returns [1, 3, height, width] float in [0, 1] (before clamping)."""
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, int, int]:
+    """Pads bottom/right by edge replication (cheaper to code than zeros; works for 1x1)."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return x, pad_h, pad_w
+
+
+def to_device(device: str) -> torch.device:
+    if device == "cuda" and not torch.cuda.is_available():
+        from lic.errors import InputError
+
+        raise InputError("--device cuda was asked for, but no CUDA GPU is available")
+    return torch.device(device)

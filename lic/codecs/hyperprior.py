@@ -1,0 +1,229 @@
+"""Mean-scale hyperprior codec (Minnen, Ballé & Toderici 2018, without the context model).
+
+Encoder:  x --g_a--> y --h_a--> z
+Bitstream: z with a learned factorized prior (one table per channel), then y with Gaussians
+           whose mean and scale come from the hyper-synthesis h_s(z_hat).
+Decoder:  z_hat --h_s--> (scale index, mean) --> y_hat --g_s--> x_hat
+
+How decoding stays identical on every machine (the scheme the tests check):
+
+1. Probabilities are integer CDF tables fixed at export (`lic.entropy.tables`): one per z
+   channel, and one per entry of a fixed table of 64 log-spaced scales from 0.11 to 256.
+2. h_s is trained to output, per element of y, a *scale index* t (scale = 0.11 * exp(Δ t),
+   Δ the table's log step) and a mean. At export it becomes an integer network
+   (`lic.entropy.integer_net`) whose outputs are the index itself and the mean in units of
+   1/16; it reads z_hat in units of 1/16 (the z medians are snapped to that grid). Its
+   arithmetic is exact, so encoder and decoder derive the same indices and means bit for bit.
+3. y is coded as round(y - mean) with table `clip(index, 0, 63)`; the decoder adds the mean
+   back. A 4-byte digest of all indices and means goes in the file header: if a decoder
+   ever derives different ones, it stops with a clear error instead of producing garbage.
+4. g_s runs in float64. Its rounding errors (~1e-16) only matter if a pixel lies within
+   ~1e-13 of a rounding boundary, so decoded pixels match across machines in practice.
+
+Training uses the float network (`MeanScaleHyperprior`) with CompressAI's layers and
+likelihoods; `export` turns a trained network into the tensors stored in a model file, and
+`HyperpriorCodec` runs those tensors.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+from typing import ClassVar
+
+import numpy as np
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN
+from compressai.models.utils import conv, deconv
+import constriction
+from torch import Tensor, nn
+
+from lic.codecs.base import Encoded
+from lic.entropy import CdfTables, decode_symbols, encode_symbols
+from lic.entropy.integer_net import IntegerNet, quantize_network
+from lic.errors import DeterminismError, FormatError
+
+SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
+SCALE_LOG_STEP = math.log(SCALE_MAX / SCALE_MIN) / (SCALE_LEVELS - 1)
+MEAN_STEP = 1 / 16  # grid of the means h_s outputs
+Z_STEP = 1 / 16  # grid of z_hat as h_s reads it
+Z_INPUT_BOUND = 2**15  # |z_hat / Z_STEP| is clipped here before h_s (never reached in practice)
+
+
+def scale_table() -> Tensor:
+    return torch.exp(math.log(SCALE_MIN) + SCALE_LOG_STEP * torch.arange(SCALE_LEVELS, dtype=torch.float64))
+
+
+class MeanScaleHyperprior(nn.Module):
+    """The float network that is trained; `export` makes the codec from it."""
+
+    def __init__(self, N: int = 128, M: int = 192) -> None:
+        super().__init__()
+        self.N, self.M = N, M
+        self.g_a = nn.Sequential(
+            conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M)
+        )
+        self.g_s = nn.Sequential(
+            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+            deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
+        )
+        self.h_a = nn.Sequential(
+            conv(M, N, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True),
+            conv(N, N), nn.LeakyReLU(inplace=True), conv(N, N),
+        )
+        # ReLU only: this network is converted to integer arithmetic at export.
+        self.h_s = nn.Sequential(
+            deconv(N, M), nn.ReLU(inplace=True),
+            deconv(M, M * 3 // 2), nn.ReLU(inplace=True),
+            conv(M * 3 // 2, M * 2, stride=1, kernel_size=3),
+        )
+        with torch.no_grad():  # start near the middle of the scale table, not at 0.11
+            self.h_s[-1].bias[:M].fill_(SCALE_LEVELS / 2)
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.gaussian_conditional = GaussianConditional(None, scale_bound=SCALE_MIN)
+
+    def entropy_parameters(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
+        index, means = self.h_s(z_hat).chunk(2, dim=1)
+        return SCALE_MIN * torch.exp(SCALE_LOG_STEP * index), means
+
+    def forward(self, x: Tensor) -> dict:
+        y = self.g_a(x)
+        z = self.h_a(y)
+        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        scales, means = self.entropy_parameters(z_hat)
+        _, y_likelihoods = self.gaussian_conditional(y, scales, means)
+        # Rate from noisy y, distortion from rounded y (straight-through): the decoder sees
+        # rounded values, so g_s is trained on them.
+        y_hat = y + (torch.round(y - means) + means - y).detach()
+        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    def aux_loss(self) -> Tensor:
+        return self.entropy_bottleneck.loss()
+
+
+def _float_weights(model: MeanScaleHyperprior) -> dict[str, Tensor]:
+    """g_a, h_a, g_s weights: conv weights in float16 (half the size, no measurable RD
+    change), GDN parameters in float32 (they are small and sensitive)."""
+    out = {}
+    for part in ("g_a", "h_a", "g_s"):
+        for name, value in getattr(model, part).state_dict().items():
+            is_gdn_param = name.endswith(("beta", "gamma", "pedestal"))
+            dtype = torch.float32 if is_gdn_param else torch.float16
+            out[f"{part}.{name}"] = value.detach().to("cpu", dtype).contiguous()
+    return out
+
+
+@torch.no_grad()
+def export(model: MeanScaleHyperprior, calibration: Tensor) -> dict[str, Tensor]:
+    """The tensors of a model file: float transforms, integer h_s, integer CDF tables.
+
+    calibration: a few images [B, 3, H, W] in [0, 1] to calibrate h_s's integer ranges.
+    """
+    model = copy.deepcopy(model).to("cpu", torch.float32).eval()
+    eb = model.entropy_bottleneck
+    eb.quantiles[:, :, 1] = torch.round(eb.quantiles[:, :, 1] / Z_STEP) * Z_STEP
+    eb.update(force=True)
+    gc = model.gaussian_conditional
+    gc.update_scale_table(scale_table().float(), force=True)
+
+    medians = eb.quantiles[:, 0, 1]
+    z = model.h_a(model.g_a(calibration.float()))
+    z_hat = torch.round(z - medians.view(1, -1, 1, 1)) + medians.view(1, -1, 1, 1)
+    M = model.M
+    out_step = torch.cat([torch.ones(M), torch.full((M,), MEAN_STEP)]).double()
+    h_s = quantize_network(model.h_s, z_hat, Z_STEP, out_step, Z_INPUT_BOUND)
+
+    tensors = _float_weights(model)
+    tensors.update(h_s.to_tensors("h_s"))
+    tensors.update(CdfTables.from_compressai(eb).to_tensors("z_tables"))
+    tensors.update(CdfTables.from_compressai(gc).to_tensors("y_tables"))
+    tensors["z_medians16"] = torch.round(medians / Z_STEP).to(torch.int64)
+    return tensors
+
+
+class HyperpriorCodec:
+    """Runs an exported hyperprior: `encode` to streams, `decode` back to pixels."""
+
+    codec_id: ClassVar[int] = 1
+    family: ClassVar[str] = "hyperprior"
+    stride = 64
+
+    def __init__(self, tensors: dict[str, Tensor], config: dict, device: torch.device) -> None:
+        N, M = int(config["N"]), int(config["M"])
+        self.M = M
+        self.device = device
+        net = MeanScaleHyperprior(N, M)
+        for part in ("g_a", "h_a", "g_s"):
+            module = getattr(net, part)
+            prefix = f"{part}."
+            module.load_state_dict(
+                {k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
+            )
+        self.g_a = net.g_a.to(device).eval()
+        self.h_a = net.h_a.to(device).eval()
+        self.g_s = net.g_s.to(device, torch.float64).eval()
+        self.h_s = IntegerNet.from_tensors(tensors, "h_s")
+        self.z_tables = CdfTables.from_tensors(tensors, "z_tables")
+        self.y_tables = CdfTables.from_tensors(tensors, "y_tables")
+        self.z_medians16 = tensors["z_medians16"].view(1, -1, 1, 1).to(torch.float64)
+
+    def _entropy_parameters(self, z_symbols: Tensor) -> tuple[Tensor, Tensor, bytes]:
+        """Exact integer h_s: table index per y element, means, and their digest."""
+        out = self.h_s(z_symbols.to(torch.float64) / Z_STEP + self.z_medians16)
+        index = out[:, : self.M].clamp(0, SCALE_LEVELS - 1)
+        means16 = out[:, self.M :]
+        digest = hashlib.blake2b(digest_size=4)
+        digest.update(index.to(torch.int16).numpy().tobytes())
+        digest.update(means16.to(torch.int64).numpy().astype("<i8").tobytes())
+        return index.to(torch.int64), means16 * MEAN_STEP, digest.digest()
+
+    @torch.no_grad()
+    def analyse(self, x: Tensor) -> dict[str, Tensor]:
+        """Everything the encoder decides: z and y symbols, table indices, means."""
+        y = self.g_a(x.to(self.device, torch.float32))
+        z = self.h_a(y).to("cpu", torch.float64)
+        z_symbols = torch.round(z - self.z_medians16 * Z_STEP)
+        index, means, digest = self._entropy_parameters(z_symbols)
+        y_symbols = torch.round(y.to("cpu", torch.float64) - means)
+        return {"z": z_symbols, "y": y_symbols, "index": index, "means": means, "digest": digest}
+
+    def encode(self, x: Tensor) -> Encoded:
+        a = self.analyse(x)
+        channels = torch.arange(a["z"].shape[1]).view(1, -1, 1, 1).expand_as(a["z"])
+        streams = []
+        for values, ids, tables in ((a["z"], channels, self.z_tables), (a["y"], a["index"], self.y_tables)):
+            encoder = constriction.stream.queue.RangeEncoder()
+            encode_symbols(encoder, values.to(torch.int64).numpy(), ids.numpy(), tables)
+            streams.append(encoder.get_compressed().astype("<u4").tobytes())
+        return Encoded(streams, a["digest"])
+
+    @torch.no_grad()
+    def decode_symbols(self, encoded: Encoded, height: int, width: int) -> dict[str, Tensor]:
+        if len(encoded.streams) != 2 or any(len(s) % 4 for s in encoded.streams):
+            raise FormatError("hyperprior payload must hold two streams of 32-bit words")
+        z_shape = (1, len(self.z_tables), height // 64, width // 64)
+        channels = np.broadcast_to(np.arange(z_shape[1]).reshape(1, -1, 1, 1), z_shape)
+        z = decode_symbols(_decoder(encoded.streams[0]), channels, self.z_tables)
+        z_symbols = torch.from_numpy(z).to(torch.float64)
+        index, means, digest = self._entropy_parameters(z_symbols)
+        if digest != encoded.check:
+            raise DeterminismError(
+                "this machine derived different entropy parameters than the encoder "
+                "(hyper-decoder digest mismatch); the file cannot be decoded here"
+            )
+        y = decode_symbols(_decoder(encoded.streams[1]), index.numpy(), self.y_tables)
+        return {"z": z_symbols, "y": torch.from_numpy(y).to(torch.float64), "index": index, "means": means}
+
+    @torch.no_grad()
+    def synthesise(self, y_hat: Tensor) -> Tensor:
+        return self.g_s(y_hat.to(self.device, torch.float64)).cpu()
+
+    def decode(self, encoded: Encoded, height: int, width: int) -> Tensor:
+        s = self.decode_symbols(encoded, height, width)
+        return self.synthesise(s["y"] + s["means"])
+
+
+def _decoder(stream: bytes) -> "constriction.stream.queue.RangeDecoder":
+    return constriction.stream.queue.RangeDecoder(np.frombuffer(stream, dtype="<u4").astype(np.uint32))

@@ -1,0 +1,112 @@
+"""Range coding of integer values with `CdfTables`, using constriction's queue coder.
+
+Each value carries a table id (a channel for the factorized prior, a scale index for the
+Gaussian conditional). Values are coded table by table, in increasing table id and, inside a
+table, in the order given, so that every table's model is built once and its symbols are
+coded in one vectorised call. The decoder knows the table ids before it decodes (they come
+from already-decoded information), so it can follow the same order.
+
+Values outside a table's range are coded as the overflow symbol and then, after all regular
+symbols, with an Elias-gamma code on uniform models, as CompressAI's coder does with its
+bypass mode.
+"""
+
+from __future__ import annotations
+
+import constriction
+import numpy as np
+
+from lic.entropy.tables import CdfTables
+
+_model = constriction.stream.model
+_MAX_GAMMA_BITS = 23  # constriction's Uniform model takes sizes below 2**24.
+
+
+def _groups(table_ids: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(table id, positions) for each table used, ids increasing, positions in order."""
+    order = np.argsort(table_ids, kind="stable")
+    ids, starts = np.unique(table_ids[order], return_index=True)
+    bounds = list(starts[1:]) + [order.size]
+    return [(int(t), order[s:e]) for t, s, e in zip(ids, starts, bounds)]
+
+
+def _categorical(tables: CdfTables, table: int) -> constriction.stream.model.Categorical:
+    return _model.Categorical(tables.pmf(table), perfect=False)
+
+
+def encode_symbols(
+    encoder: constriction.stream.queue.RangeEncoder,
+    values: np.ndarray,
+    table_ids: np.ndarray,
+    tables: CdfTables,
+) -> None:
+    """Appends `values` (integers) to `encoder`, value i coded with table `table_ids[i]`."""
+    values = np.asarray(values, dtype=np.int64).ravel()
+    table_ids = np.asarray(table_ids, dtype=np.int64).ravel()
+    if values.shape != table_ids.shape:
+        raise ValueError("values and table_ids differ in size")
+    escapes: list[np.ndarray] = []
+    for table, pos in _groups(table_ids):
+        n = tables.num_values(table)
+        index = values[pos] - int(tables.offset[table])
+        out = (index < 0) | (index >= n)
+        index[out] = n
+        encoder.encode(index.astype(np.int32), _categorical(tables, table))
+        escaped = values[pos][out] - int(tables.offset[table])
+        escapes.append(np.where(escaped < 0, -2 * escaped - 1, 2 * (escaped - n)))
+    _encode_gamma(encoder, np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
+
+
+def decode_symbols(
+    decoder: constriction.stream.queue.RangeDecoder,
+    table_ids: np.ndarray,
+    tables: CdfTables,
+) -> np.ndarray:
+    """Inverse of `encode_symbols`: returns the values, shaped like `table_ids`."""
+    shape = np.shape(table_ids)
+    table_ids = np.asarray(table_ids, dtype=np.int64).ravel()
+    values = np.empty(table_ids.size, dtype=np.int64)
+    overflow_pos: list[np.ndarray] = []
+    overflow_n: list[np.ndarray] = []
+    for table, pos in _groups(table_ids):
+        n = tables.num_values(table)
+        index = decoder.decode(_categorical(tables, table), pos.size).astype(np.int64)
+        values[pos] = index + int(tables.offset[table])
+        out = index == n
+        overflow_pos.append(pos[out])
+        overflow_n.append(np.full(int(out.sum()), n, dtype=np.int64))
+    if overflow_pos:
+        pos = np.concatenate(overflow_pos)
+        n = np.concatenate(overflow_n)
+        u = _decode_gamma(decoder, pos.size)
+        escaped = np.where(u % 2 == 1, -(u + 1) // 2, u // 2 + n)
+        values[pos] += escaped - n
+    return values.reshape(shape)
+
+
+def _encode_gamma(encoder: constriction.stream.queue.RangeEncoder, u: np.ndarray) -> None:
+    """Elias-gamma code of non-negative integers: bit count, then the bits below the top."""
+    if u.size == 0:
+        return
+    m = u + 1
+    k = np.floor(np.log2(m)).astype(np.int64)
+    k += (m >> k) > 1  # guard against log2 rounding for huge m
+    k -= (m >> k) == 0
+    if k.max() > _MAX_GAMMA_BITS:
+        raise ValueError("a latent value is too large to code (corrupt model or input)")
+    encoder.encode(k.astype(np.int32), _model.Uniform(_MAX_GAMMA_BITS + 1))
+    wide = k > 0
+    if wide.any():
+        rest = (m - (1 << k))[wide]
+        encoder.encode(rest.astype(np.int32), _model.Uniform(), (1 << k[wide]).astype(np.int32))
+
+
+def _decode_gamma(decoder: constriction.stream.queue.RangeDecoder, count: int) -> np.ndarray:
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    k = decoder.decode(_model.Uniform(_MAX_GAMMA_BITS + 1), count).astype(np.int64)
+    m = np.int64(1) << k
+    wide = k > 0
+    if wide.any():
+        m[wide] += decoder.decode(_model.Uniform(), (1 << k[wide]).astype(np.int32))
+    return m - 1

@@ -1,0 +1,191 @@
+"""Integer networks (Ballé, Johnston & Minnen, ICLR 2019) for exact entropy parameters.
+
+The hyper-synthesis decides which probability table codes each latent. If the encoder and the
+decoder disagree on a single table index, every later symbol decodes to garbage. Float
+convolutions cannot promise agreement across CPUs, GPUs, BLAS libraries or thread counts, so
+the hyper-synthesis is converted to a network whose weights, biases and activations are all
+integers:
+
+    acc = conv(x, W) + b                    (integers; W int8, x < 2**act_bits)
+    v   = floor((acc + 2**(s-1)) / 2**s)    (rounding division by a per-channel power of 2)
+    x'  = clip(v, 0, 2**act_bits - 1)       (QReLU; the last layer is linear)
+
+It is evaluated in float64 on the CPU. Every partial sum is an integer far below 2**53, so
+float64 adds and multiplies them exactly in any order, and a power-of-two division and
+`floor` are exact too: every machine gets the same integers. (GPU convolution algorithms
+such as FFT or Winograd would not be exact, which is why this always runs on the CPU; it
+works at 1/64 of the image resolution and is cheap.)
+
+`quantize_network` converts a trained float network (conv/deconv layers with ReLU between
+them) by calibrating per-channel activation ranges on example inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+#: Largest magnitude an accumulator may reach and still be exact in float64.
+_EXACT_LIMIT = 2**53
+
+
+@dataclass
+class IntegerLayer:
+    weight: Tensor  # int8 [out, in, k, k] (conv) or [in, out, k, k] (deconv)
+    bias: Tensor  # int64 [out]
+    shift: Tensor  # int64 [out]: divide by 2**shift (multiply if negative)
+    transposed: bool
+    stride: int
+    padding: int
+    output_padding: int
+    clip: int | None  # QReLU upper bound, None for a linear output layer
+
+    def __call__(self, x: Tensor) -> Tensor:
+        w = self.weight.to(torch.float64)
+        if self.transposed:
+            acc = F.conv_transpose2d(
+                x, w, stride=self.stride, padding=self.padding, output_padding=self.output_padding
+            )
+        else:
+            acc = F.conv2d(x, w, stride=self.stride, padding=self.padding)
+        acc = acc + self.bias.to(torch.float64).view(1, -1, 1, 1)
+        shift = self.shift.view(1, -1, 1, 1)
+        down = torch.exp2(shift.clamp(min=0).to(torch.float64))
+        up = torch.exp2((-shift).clamp(min=0).to(torch.float64))
+        half = torch.where(shift > 0, down / 2, torch.zeros_like(down))
+        v = torch.floor((acc + half) / down) * up
+        if self.clip is not None:
+            v = v.clamp(0, self.clip)
+        return v
+
+    def accumulator_bound(self, input_bound: float) -> float:
+        """Worst-case |acc| for inputs bounded by `input_bound` (exactness check)."""
+        w = self.weight.to(torch.float64).abs()
+        per_out = w.sum(dim=(0, 2, 3) if self.transposed else (1, 2, 3))
+        return float((per_out * input_bound + self.bias.abs().to(torch.float64)).max())
+
+    def to_tensors(self, prefix: str) -> dict[str, Tensor]:
+        geometry = [int(self.transposed), self.stride, self.padding, self.output_padding,
+                    -1 if self.clip is None else self.clip]
+        return {
+            f"{prefix}.weight": self.weight.contiguous(),
+            f"{prefix}.bias": self.bias.contiguous(),
+            f"{prefix}.shift": self.shift.contiguous(),
+            f"{prefix}.geometry": torch.tensor(geometry, dtype=torch.int64),
+        }
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor], prefix: str) -> "IntegerLayer":
+        transposed, stride, padding, output_padding, clip = tensors[f"{prefix}.geometry"].tolist()
+        return cls(
+            tensors[f"{prefix}.weight"], tensors[f"{prefix}.bias"], tensors[f"{prefix}.shift"],
+            bool(transposed), stride, padding, output_padding, None if clip < 0 else clip,
+        )
+
+
+class IntegerNet:
+    """A chain of `IntegerLayer`s; input and output are integer-valued float64 tensors."""
+
+    def __init__(self, layers: list[IntegerLayer], input_bound: int) -> None:
+        self.layers = layers
+        self.input_bound = input_bound
+        bound = float(input_bound)
+        for layer in layers:
+            acc = layer.accumulator_bound(bound)
+            if acc >= _EXACT_LIMIT:
+                raise ValueError("integer network could overflow float64's exact range")
+            bound = float(layer.clip) if layer.clip is not None else acc
+
+    def __call__(self, x: Tensor) -> Tensor:
+        x = x.detach().to("cpu", torch.float64).clamp(-self.input_bound, self.input_bound)
+        with torch.no_grad():
+            for layer in self.layers:
+                x = layer(x)
+        return x
+
+    def to_tensors(self, prefix: str) -> dict[str, Tensor]:
+        out = {f"{prefix}.input_bound": torch.tensor([self.input_bound], dtype=torch.int64)}
+        for i, layer in enumerate(self.layers):
+            out.update(layer.to_tensors(f"{prefix}.{i}"))
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor], prefix: str) -> "IntegerNet":
+        count = len({k.split(".")[-2] for k in tensors if k.startswith(f"{prefix}.") and k.endswith(".geometry")})
+        layers = [IntegerLayer.from_tensors(tensors, f"{prefix}.{i}") for i in range(count)]
+        return cls(layers, int(tensors[f"{prefix}.input_bound"].item()))
+
+
+def _conv_layers(net: nn.Sequential) -> list[tuple[nn.Module, bool]]:
+    """(conv or deconv, followed by ReLU?) for each convolution in `net`."""
+    mods = list(net)
+    out = []
+    for i, m in enumerate(mods):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            relu = i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)
+            out.append((m, relu))
+        elif not isinstance(m, nn.ReLU):
+            raise TypeError(f"cannot convert {type(m).__name__} to integer arithmetic")
+    return out
+
+
+@torch.no_grad()
+def quantize_network(
+    net: nn.Sequential,
+    calibration: Tensor,
+    input_step: float,
+    output_step: Tensor,
+    input_bound: int,
+    weight_bits: int = 8,
+    act_bits: int = 10,
+    headroom: float = 1.25,
+) -> IntegerNet:
+    """Converts `net` so that `IntegerNet(x / input_step) ≈ net(x) / output_step`.
+
+    calibration: example inputs (on the input grid) used to find each hidden channel's
+    range; ranges get `headroom` so that larger images rarely saturate.
+    output_step: per output channel grid of the last layer (e.g. 1 for a table index).
+    """
+    if not 2 <= weight_bits <= 8:
+        raise ValueError("weights are stored as int8: weight_bits must be in 2..8")
+    wmax = 2 ** (weight_bits - 1) - 1
+    amax = 2**act_bits - 1
+    layers: list[IntegerLayer] = []
+    x_float = calibration.to(torch.float64)
+    in_step = torch.full((x_float.shape[1],), float(input_step), dtype=torch.float64)
+    convs = _conv_layers(net)
+    for idx, (conv, relu) in enumerate(convs):
+        conv = conv.to(torch.float64)
+        y_float = conv(x_float)
+        if idx == len(convs) - 1:
+            out_step = output_step.to(torch.float64)
+        else:
+            top = y_float.clamp(min=0).amax(dim=(0, 2, 3)) * headroom
+            out_step = torch.where(top > 0, top / amax, torch.ones_like(top))
+        transposed = isinstance(conv, nn.ConvTranspose2d)
+        w = conv.weight.detach().to(torch.float64)
+        # Fold the input grid into the weights: W_eff[o, i] = W[o, i] * in_step[i].
+        w_eff = w * (in_step.view(-1, 1, 1, 1) if transposed else in_step.view(1, -1, 1, 1))
+        per_out = w_eff.abs().amax(dim=(0, 2, 3) if transposed else (1, 2, 3))
+        ratio = (per_out / (wmax * out_step)).clamp(min=2.0**-60)
+        shift = torch.ceil(torch.log2(ratio)).to(torch.int64)
+        unit = out_step * torch.exp2(shift.to(torch.float64))  # real value of one acc step
+        view = (1, -1, 1, 1) if transposed else (-1, 1, 1, 1)
+        weight = torch.round(w_eff / unit.view(view)).clamp(-wmax, wmax).to(torch.int8)
+        bias = conv.bias.detach().to(torch.float64) if conv.bias is not None else torch.zeros_like(unit)
+        layers.append(IntegerLayer(
+            weight=weight,
+            bias=torch.round(bias / unit).to(torch.int64),
+            shift=shift,
+            transposed=transposed,
+            stride=conv.stride[0],
+            padding=conv.padding[0],
+            output_padding=conv.output_padding[0] if transposed else 0,
+            clip=amax if relu else None,
+        ))
+        x_float = torch.relu(y_float) if relu else y_float
+        in_step = out_step
+    return IntegerNet(layers, input_bound)

@@ -1,0 +1,34 @@
+"""Writing outputs safely: never half-written, never over an existing file unless forced."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from lic.errors import InputError
+
+
+def check_writable(path: Path, force: bool) -> None:
+    """Fails before any work is done if `path` exists (and not `force`) or cannot be made."""
+    if path.exists() and not force:
+        raise InputError(f"{path}: already exists (use --force to overwrite)")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder")
+    if not path.parent.exists():
+        raise InputError(f"{path.parent}: no such folder")
+
+
+def atomic_write(path: Path, data: bytes, force: bool = False) -> None:
+    """Writes `data` to a temporary file beside `path`, then renames it into place."""
+    check_writable(path, force)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""Training: in-memory data, a resumable loop per codec family, export to model files."""

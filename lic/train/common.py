@@ -1,0 +1,73 @@
+"""What every training loop shares: device choice, checkpoints, logs, time budget."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from lic.errors import InputError
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for, but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CUDA when asked; a no-op elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Atomic: a run killed while saving keeps its previous checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    # weights_only=True: a restricted unpickler that loads tensors and plain containers only.
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class JsonLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, record: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+class Budget:
+    """Wall-clock budget across resumed runs: `elapsed` counts earlier sessions too."""
+
+    def __init__(self, max_minutes: float | None, elapsed: float = 0.0) -> None:
+        self.max_seconds = None if max_minutes is None else max_minutes * 60
+        self.start = time.monotonic() - elapsed
+        self.session_start = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def session_over(self) -> bool:
+        """True once this session has used its --max-minutes."""
+        return self.max_seconds is not None and time.monotonic() - self.session_start >= self.max_seconds

@@ -1,0 +1,49 @@
+"""Makes the sample images in this folder (the project's own, free of third-party rights).
+
+    python samples/make_samples.py
+"""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+HERE = Path(__file__).parent
+
+
+def landscape(width: int = 320, height: int = 224) -> Image.Image:
+    """A synthetic 'photo': sky gradient, sun, layered hills with texture, a lake."""
+    rng = np.random.default_rng(7)
+    y = np.linspace(0, 1, height)[:, None, None]
+    sky = (1 - y) * np.array([90, 150, 230]) + y * np.array([250, 200, 160])
+    img = np.broadcast_to(sky, (height, width, 3)).copy()
+    x = np.arange(width)
+    for i, (base, colour) in enumerate([(0.55, (70, 110, 80)), (0.68, (50, 90, 50)), (0.8, (35, 70, 30))]):
+        ridge = height * (base + 0.05 * np.sin(x / (23 + 9 * i) + i) + 0.03 * np.sin(x / 7.1 + 2 * i))
+        mask = np.arange(height)[:, None] > ridge[None, :]
+        texture = rng.normal(0, 10, (height, width, 1))
+        img = np.where(mask[..., None], np.array(colour) + texture, img)
+    lake = np.arange(height)[:, None] > height * 0.88
+    img = np.where(lake[..., None], img[::-1] * 0.6 + np.array([20, 40, 80]), img)
+    image = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((width * 0.7, height * 0.12, width * 0.7 + 36, height * 0.12 + 36), fill=(255, 236, 170))
+    return image.filter(ImageFilter.GaussianBlur(0.6))
+
+
+def shapes(width: int = 200, height: int = 150) -> Image.Image:
+    """Flat colours, sharp edges and text: what learned codecs find hardest to keep crisp."""
+    image = Image.new("RGB", (width, height), (245, 245, 240))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((10, 10, 90, 70), fill=(200, 40, 40))
+    draw.ellipse((100, 20, 180, 100), fill=(30, 90, 200), outline=(0, 0, 0), width=3)
+    draw.polygon([(20, 140), (70, 80), (120, 140)], fill=(240, 200, 30))
+    for i in range(0, width, 8):
+        draw.line((i, 120, i + 40, 148), fill=(60, 60, 60))
+    draw.text((130, 115), "lic", fill=(0, 0, 0))
+    return image
+
+
+if __name__ == "__main__":
+    landscape().save(HERE / "landscape.png", optimize=True)
+    shapes().save(HERE / "shapes.png", optimize=True)
