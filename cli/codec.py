@@ -27,8 +27,10 @@ def _expand(inputs: list[Path], suffixes: set[str] | None) -> list[Path]:
             if not found:
                 raise InputError(f"{p}: no input files in this folder")
             files.extend(found)
-        else:
+        elif p.is_file():
             files.append(p)
+        else:
+            raise InputError(f"{p}: no such file")
     return files
 
 
@@ -47,8 +49,11 @@ def _outputs(files: list[Path], out: Optional[Path], suffix: str) -> list[Path]:
 def _run_batch(pairs: list[tuple[Path, Path]], work, what: str) -> None:
     """Runs `work(src, dst)` for each pair with a progress bar when there are several;
     a failing file is reported on one line and the rest still run."""
+    if len(pairs) == 1:
+        typer.echo(work(*pairs[0]))
+        return
     failures = 0
-    bar = tqdm(pairs, desc=what, unit="file", disable=len(pairs) < 2, file=sys.stderr)
+    bar = tqdm(pairs, desc=what, unit="file", file=sys.stderr)
     for src, dst in bar:
         try:
             line = work(src, dst)
@@ -56,7 +61,7 @@ def _run_batch(pairs: list[tuple[Path, Path]], work, what: str) -> None:
             failures += 1
             bar.write(f"lic: error: {e}", file=sys.stderr)
             continue
-        bar.write(line) if len(pairs) > 1 else typer.echo(line)
+        bar.write(line)
     if failures:
         raise fail(f"{failures} of {len(pairs)} files failed")
 

@@ -104,27 +104,44 @@ def pack(header: Header, streams: list[bytes]) -> bytes:
     return bytes(body)
 
 
+def _declared_size(data: bytes) -> int | None:
+    """The file size the header claims, or None if the header itself is unreadable."""
+    try:
+        reader = _Reader(data, _FIXED.size)
+        *_, count = (reader.varint() for _ in range(5))
+        if count > 64:
+            return None
+        return reader.pos + sum(reader.varint() for _ in range(count)) + 4
+    except FormatError:
+        return None
+
+
 def unpack(data: bytes) -> tuple[Header, list[bytes]]:
-    """Parses and verifies a .lic file; every defect raises `FormatError`."""
+    """Parses and verifies a .lic file; every defect raises `FormatError`.
+
+    The CRC is checked before anything else is believed, so that a damaged byte reads as
+    damage, not as (say) an unsupported version.
+    """
     if len(data) < 4 or data[:4] != MAGIC:
         raise FormatError("not a .lic file (wrong magic bytes)")
     if len(data) < _FIXED.size + 4:
         raise FormatError("the file is truncated")
+    (stored_crc,) = struct.unpack_from("<I", data, len(data) - 4)
+    if zlib.crc32(data[:-4]) != stored_crc:
+        declared = _declared_size(data)
+        if declared is not None and declared > len(data):
+            raise FormatError(f"the file is truncated ({len(data)} of {declared} bytes)")
+        raise FormatError("the file is corrupted (checksum mismatch)")
     _, version, codec_id, quality, flags, model_hash, check = _FIXED.unpack_from(data)
     if version != VERSION:
         raise FormatError(f"format version {version} is not supported (this lic reads version {VERSION})")
-    (stored_crc,) = struct.unpack_from("<I", data, len(data) - 4)
     reader = _Reader(data, _FIXED.size)
     width, height, pad_bottom, pad_right, count = (reader.varint() for _ in range(5))
     if count > 64:
         raise FormatError("the file header is corrupted (too many streams)")
     lengths = [reader.varint() for _ in range(count)]
     if reader.pos + sum(lengths) + 4 != len(data):
-        if zlib.crc32(data[:-4]) != stored_crc:
-            raise FormatError("the file is truncated or corrupted (checksum mismatch)")
         raise FormatError("the file is corrupted (stream lengths do not match its size)")
-    if zlib.crc32(data[:-4]) != stored_crc:
-        raise FormatError("the file is corrupted (checksum mismatch)")
     if codec_id not in CODEC_NAMES:
         raise FormatError(f"unknown codec id {codec_id} (a newer lic may read it)")
     if width == 0 or height == 0:

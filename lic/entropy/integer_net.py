@@ -156,23 +156,29 @@ def quantize_network(
     layers: list[IntegerLayer] = []
     x_float = calibration.to(torch.float64)
     in_step = torch.full((x_float.shape[1],), float(input_step), dtype=torch.float64)
+    in_live = torch.ones_like(in_step, dtype=torch.bool)
     convs = _conv_layers(net)
     for idx, (conv, relu) in enumerate(convs):
         conv = conv.to(torch.float64)
         y_float = conv(x_float)
         if idx == len(convs) - 1:
             out_step = output_step.to(torch.float64)
+            out_live = torch.ones_like(out_step, dtype=torch.bool)
         else:
             top = y_float.clamp(min=0).amax(dim=(0, 2, 3)) * headroom
-            out_step = torch.where(top > 0, top / amax, torch.ones_like(top))
+            out_live = top > 0  # a ReLU channel never active in calibration is dropped
+            out_step = torch.where(out_live, top / amax, torch.ones_like(top))
         transposed = isinstance(conv, nn.ConvTranspose2d)
         w = conv.weight.detach().to(torch.float64)
-        # Fold the input grid into the weights: W_eff[o, i] = W[o, i] * in_step[i].
-        w_eff = w * (in_step.view(-1, 1, 1, 1) if transposed else in_step.view(1, -1, 1, 1))
+        # Fold the input grid into the weights: W_eff[o, i] = W[o, i] * in_step[i]; inputs that
+        # were dead in calibration get weight 0, or their arbitrary grid would set the scale.
+        in_scale = torch.where(in_live, in_step, torch.zeros_like(in_step))
+        w_eff = w * (in_scale.view(-1, 1, 1, 1) if transposed else in_scale.view(1, -1, 1, 1))
         per_out = w_eff.abs().amax(dim=(0, 2, 3) if transposed else (1, 2, 3))
-        ratio = (per_out / (wmax * out_step)).clamp(min=2.0**-60)
-        shift = torch.ceil(torch.log2(ratio)).to(torch.int64)
-        unit = out_step * torch.exp2(shift.to(torch.float64))  # real value of one acc step
+        # Largest shift s with |W_eff| / (out_step / 2**s) <= wmax: the finest weight grid.
+        ratio = (wmax * out_step / per_out.clamp(min=1e-30)).clamp(max=2.0**60)
+        shift = torch.floor(torch.log2(ratio)).to(torch.int64)
+        unit = out_step * torch.exp2(-shift.to(torch.float64))  # real value of one acc step
         view = (1, -1, 1, 1) if transposed else (-1, 1, 1, 1)
         weight = torch.round(w_eff / unit.view(view)).clamp(-wmax, wmax).to(torch.int8)
         bias = conv.bias.detach().to(torch.float64) if conv.bias is not None else torch.zeros_like(unit)
@@ -187,5 +193,5 @@ def quantize_network(
             clip=amax if relu else None,
         ))
         x_float = torch.relu(y_float) if relu else y_float
-        in_step = out_step
+        in_step, in_live = out_step, out_live
     return IntegerNet(layers, input_bound)

@@ -98,6 +98,13 @@ def validate(model: MeanScaleHyperprior, calibration: torch.Tensor, images: list
     return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 
 
+def _calibration_batch(images: list[torch.Tensor], count: int = 8, side: int = 256) -> torch.Tensor:
+    """Fixed crops that set the integer h_s's activation ranges at every export."""
+    picks = images[:: max(1, len(images) // count)][:count]
+    side = min(side, *(min(im.shape[1:]) for im in picks))
+    return torch.stack([im[:, :side, :side] for im in picks]).float().cpu() / 255
+
+
 def train(cfg: HyperpriorTrainConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +140,7 @@ def train(cfg: HyperpriorTrainConfig) -> dict:
     sampler = CropSampler(images, cfg.crop, cfg.batch, device, cfg.seed + step)
     print(f"{len(images)} training images in memory ({skipped} smaller than {cfg.crop} skipped), "
           f"loaded in {time.monotonic() - t0:.0f} s; training on {hardware(device)}", file=sys.stderr)
-    calibration = torch.stack([im[:, :256, :256] for im in images[:8] if min(im.shape[1:]) >= 256]).float().cpu() / 255
+    calibration = _calibration_batch(images)
     val_images = image_files(Path(cfg.val_dir))[: cfg.val_images] if cfg.val_dir else []
     log = JsonLog(out / "log.jsonl")
     budget = Budget(cfg.max_minutes, elapsed)
@@ -208,5 +215,6 @@ def train(cfg: HyperpriorTrainConfig) -> dict:
     }
     if val_images:
         summary["validation"] = validate(model, calibration, val_images, cfg)
+    log.write({"step": step, "final": True, "val": summary.get("validation")})
     (out / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

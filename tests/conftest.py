@@ -1,0 +1,47 @@
+"""Shared fixtures: a tiny randomly initialised hyperprior model file, small images.
+
+The tiny model is untrained, so its pictures are poor, but every step of the real pipeline
+(export, integer h_s, CDF tables, container) runs exactly as for a shipped model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lic.codecs.hyperprior import MeanScaleHyperprior, export
+from lic.models import save_model_file
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+SAMPLES = REPO / "samples"
+
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
+
+
+def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Smooth gradients plus mild texture: compresses like a photo, unlike pure noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([128 + 100 * np.sin(xx / 17 + c) * np.cos(yy / 23 - c) for c in range(3)], axis=-1)
+    return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = MeanScaleHyperprior(N=16, M=24)
+    calibration = torch.from_numpy(photo_like(128, 128)).permute(2, 0, 1)[None].float() / 255
+    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+    save_model_file(path, export(model, calibration), {"name": "tiny", "family": "hyperprior", "quality": 2, "N": 16, "M": 24})
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_codec(tiny_model):
+    from lic.models import load_codec
+
+    return load_codec(tiny_model, "cpu")

@@ -1,0 +1,107 @@
+"""The `lic` command: through Typer's runner, and once as the installed console script."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from lic.cli import app
+from tests.conftest import photo_like
+
+runner = CliRunner()
+
+
+def lic(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture()
+def photo(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo_like(48, 80)).save(path)
+    return path
+
+
+def test_encode_info_decode(photo, tiny_model):
+    r = lic("encode", photo, "-q", 2, "--model", tiny_model)
+    assert r.exit_code == 0, r.output
+    assert "bpp" in r.output and "PSNR" in r.output
+    coded = photo.with_suffix(".lic")
+    r = lic("info", coded)
+    assert r.exit_code == 0 and "hyperprior" in r.output and "80" in r.output
+    r = lic("decode", coded, "--model", tiny_model)
+    assert r.exit_code == 0, r.output
+    assert Image.open(photo.with_name("photo.decoded.png")).size == (80, 48)
+
+
+def test_never_overwrites_without_force(photo, tiny_model):
+    coded = photo.with_suffix(".lic")
+    coded.write_bytes(b"precious")
+    r = lic("encode", photo, "-q", 2, "--model", tiny_model)
+    assert r.exit_code == 1 and "already exists" in r.output and "Traceback" not in r.output
+    assert coded.read_bytes() == b"precious"
+    assert lic("encode", photo, "-q", 2, "--model", tiny_model, "--force").exit_code == 0
+    assert coded.read_bytes()[:4] == b"\x89LIC"
+
+
+def test_failed_decode_leaves_no_output(tmp_path, tiny_model):
+    bad = tmp_path / "bad.lic"
+    bad.write_bytes(b"\x89LIC" + bytes(30))
+    r = lic("decode", bad, "--model", tiny_model)
+    assert r.exit_code == 1 and r.output.count("\n") <= 2 and "corrupted" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.lic"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["encode", "missing.png"], "no such file"),
+        (["decode", "missing.lic"], "no such file"),
+        (["info", "missing.lic"], "no such file"),
+    ],
+)
+def test_missing_files(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = lic(*args)
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+
+
+def test_foreign_file_and_unknown_format(tmp_path, photo, tiny_model):
+    r = lic("info", photo)
+    assert r.exit_code == 1 and "not a .lic file" in r.output
+    lic("encode", photo, "-q", 2, "--model", tiny_model)
+    r = lic("decode", photo.with_suffix(".lic"), "-o", tmp_path / "out.xyz", "--model", tiny_model)
+    assert r.exit_code == 1 and "format" in r.output
+
+
+def test_folder_batch(tmp_path, tiny_model):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i in range(3):
+        Image.fromarray(photo_like(20 + i, 30, seed=i)).save(shots / f"s{i}.png")
+    (shots / "notes.txt").write_text("not an image")
+    r = lic("encode", shots, "-q", 2, "--model", tiny_model, "-o", tmp_path / "coded", "--no-verify")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "coded").iterdir()) == ["s0.lic", "s1.lic", "s2.lic"]
+    r = lic("decode", tmp_path / "coded", "-o", tmp_path / "out", "--model", tiny_model)
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "out").iterdir())) == 3
+
+
+def test_help_has_examples():
+    for command in ("encode", "decode", "info", "models", "train"):
+        r = lic(command, "--help")
+        assert r.exit_code == 0 and "Example" in r.output, command
+
+
+def test_installed_console_script(photo, tiny_model):
+    exe = shutil.which("lic")
+    assert exe, "the lic console script is not installed"
+    out = subprocess.run([exe, "encode", str(photo), "-q", "2", "--model", str(tiny_model)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([exe, "decode", str(photo.with_suffix(".lic"))], capture_output=True, text=True)
+    assert out.returncode == 1 and out.stderr.startswith("lic: error:") and "not installed" in out.stderr
+    assert out.stderr.count("\n") == 1

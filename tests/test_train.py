@@ -1,0 +1,81 @@
+"""Training: data from folders and tars, a tiny run end to end, resume, fine-tune start."""
+
+import json
+import tarfile
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+import lic
+from lic.cli import app
+from lic.errors import InputError
+from lic.train.data import CropSampler, load_images
+from tests.conftest import photo_like
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("train")
+    for i in range(4):
+        Image.fromarray(photo_like(168, 176, seed=i)).save(folder / f"{i}.png")  # MS-SSIM needs > 160
+    Image.fromarray(photo_like(20, 20)).save(folder / "small.png")
+    return folder
+
+
+def test_folders_and_tars_load_the_same_images(images, tmp_path):
+    with tarfile.open(tmp_path / "pack.tar", "w") as tar:
+        for p in sorted(images.glob("*.png")):
+            tar.add(p, arcname=p.name)
+    from_folder, skipped = load_images([images], 64)
+    from_tar, _ = load_images([tmp_path / "pack.tar"], 64)
+    assert skipped == 1 and len(from_folder) == 4
+    assert all(torch.equal(a, b) for a, b in zip(from_folder, from_tar))
+    with pytest.raises(InputError):
+        load_images([tmp_path / "nothing"], 64)
+
+
+def test_crops_are_seeded(images):
+    data, _ = load_images([images], 64)
+    a = CropSampler(data, 32, 5, torch.device("cpu"), seed=3)()
+    b = CropSampler(data, 32, 5, torch.device("cpu"), seed=3)()
+    assert a.shape == (5, 3, 32, 32) and torch.equal(a, b) and 0 <= a.min() and a.max() <= 1
+
+
+def _train(images, out, steps, *extra):
+    args = ["train", str(images), "--out", str(out), "--N", "8", "--M", "8", "--steps", str(steps),
+            "--batch", "2", "--crop", "64", "--save-every", "2", "--val-dir", str(images),
+            "--val-images", "1", "--val-every", "0", "--quality", "2", *extra]
+    return CliRunner().invoke(app, args)
+
+
+def test_tiny_run_exports_a_usable_model_and_resumes(images, tmp_path):
+    out = tmp_path / "run"
+    r = _train(images, out, 3)
+    assert r.exit_code == 0, r.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["steps_done"] == 3 and run["finished"] and run["validation"]["bpp"] > 0
+    assert run["model"]["lambda"] == 0.0035 and "hardware" in run
+    r = _train(images, out, 5)
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "run.json").read_text())["steps_done"] == 5
+    logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in logged if e.get("final")] == [3, 5]
+    model = out / "model.safetensors"
+    image = lic.decompress(lic.compress(photo_like(40, 40), quality=2, model=str(model)), model=str(model))
+    assert image.size == (40, 40)
+
+
+def test_fine_tune_starts_from_a_checkpoint(images, tmp_path):
+    assert _train(images, tmp_path / "a", 2).exit_code == 0
+    r = _train(images, tmp_path / "b", 2, "--init", str(tmp_path / "a" / "checkpoint.pt"), "--lambda", "0.01")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["model"]["lambda"] == 0.01
+
+
+def test_bad_training_options(images, tmp_path):
+    r = CliRunner().invoke(app, ["train", str(images), "--out", str(tmp_path), "--model", "nope"])
+    assert r.exit_code != 0 and "nope" in r.output
+    r = CliRunner().invoke(app, ["train", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--N", "8", "--M", "8"])
+    assert r.exit_code == 1 and "not a folder" in r.output
