@@ -69,9 +69,10 @@ def test_tiny_run_exports_a_usable_model_and_resumes(images, tmp_path):
 
 def test_fine_tune_starts_from_a_checkpoint(images, tmp_path):
     assert _train(images, tmp_path / "a", 2).exit_code == 0
-    r = _train(images, tmp_path / "b", 2, "--init", str(tmp_path / "a" / "checkpoint.pt"), "--lambda", "0.01")
-    assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "b" / "run.json").read_text())["model"]["lambda"] == 0.01
+    for i, seed in enumerate(("checkpoint.pt", "weights.safetensors")):
+        r = _train(images, tmp_path / f"b{i}", 2, "--init", str(tmp_path / "a" / seed), "--lambda", "0.01")
+        assert r.exit_code == 0, r.output
+        assert json.loads((tmp_path / f"b{i}" / "run.json").read_text())["model"]["lambda"] == 0.01
 
 
 def test_bad_training_options(images, tmp_path):

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from lic.errors import InputError
 
@@ -45,6 +46,24 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def load_checkpoint(path: Path) -> dict:
     # weights_only=True: a restricted unpickler that loads tensors and plain containers only.
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save_weights(path: Path, model: torch.nn.Module) -> None:
+    """The float weights alone, in float16: small enough (14 MB for N=128, M=192) to carry
+    between GPU sessions, which cannot move a full checkpoint with its optimiser state."""
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().to("cpu", torch.float16 if v.is_floating_point() else v.dtype).contiguous()
+               for k, v in model.state_dict().items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Model weights from a `checkpoint.pt` or a `weights.safetensors` (to fine-tune from)."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such checkpoint")
+    if path.suffix == ".safetensors":
+        return {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    return load_checkpoint(path)["model"]
 
 
 class JsonLog:

@@ -23,7 +23,9 @@ from lic.api import decode_with, encode_with
 from lic.codecs.hyperprior import HyperpriorCodec, MeanScaleHyperprior, export
 from lic.eval import metrics
 from lic.imageio import load_image
-from lic.train.common import Budget, JsonLog, autocast, hardware, load_checkpoint, pick_device, save_checkpoint
+from lic.train.common import (
+    Budget, JsonLog, autocast, hardware, load_checkpoint, load_weights, pick_device, save_checkpoint, save_weights,
+)
 from lic.train.data import CropSampler, image_files, load_images
 
 #: CompressAI's MSE lambda ladder (quality 1..8).
@@ -128,7 +130,7 @@ def train(cfg: HyperpriorTrainConfig) -> dict:
         torch.set_rng_state(state["torch_rng"])
         print(f"resuming {ckpt_path} at step {step}", file=sys.stderr)
     elif cfg.init:
-        model.load_state_dict(load_checkpoint(Path(cfg.init))["model"])
+        model.load_state_dict(load_weights(Path(cfg.init)))
         print(f"initialised from {cfg.init}", file=sys.stderr)
 
     model.to(device)
@@ -146,6 +148,7 @@ def train(cfg: HyperpriorTrainConfig) -> dict:
     budget = Budget(cfg.max_minutes, elapsed)
 
     def checkpoint() -> None:
+        save_weights(out / "weights.safetensors", model)
         save_checkpoint(ckpt_path, {
             "model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
             "step": step, "elapsed": budget.elapsed, "images_seen": images_seen,

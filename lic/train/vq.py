@@ -187,15 +187,21 @@ def train(cfg: VQTrainConfig) -> dict:
         if state["step"] < cfg.steps:
             return {"finished": False, "steps_done": state["step"], "phase": "main"}
 
-    from lic.train.vq_levels import build_levels
+    from lic.train.vq_levels import build_levels, encode_latents
 
-    full_images = [im for im in load_images(cfg.data, 16)[0]]
-    stats = full_images[:: max(1, len(full_images) // cfg.stats_images)][: cfg.stats_images] if cfg.stats_images else full_images
     model.eval()
-    done = build_levels(model, sampler, stats, cfg, state, budget, checkpoint, lpips)
+    all_images, _ = load_images(cfg.data, 16)
+    stats = all_images[:: max(1, len(all_images) // cfg.stats_images)][: cfg.stats_images] if cfg.stats_images else all_images
+    latents = encode_latents(model, stats, device)
+
+    def fine_tune_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return reconstruction_loss(x_hat.float(), x, cfg, lpips)["rec"]
+
+    done = build_levels(model, sampler, latents, cfg.level_sizes(), state, cfg.level_steps, cfg.level_lr,
+                        fine_tune_loss, cfg.amp, cfg.seed, checkpoint, budget.session_over)
     if not done:
         return {"finished": False, "steps_done": state["step"], "phase": "levels"}
-    return _export_and_report(model, stats, cfg, state, budget, device, val_images, log)
+    return _export_and_report(model, latents, cfg, state, budget, device, val_images, log)
 
 
 def _main_phase(model, disc, opt, disc_opt, sampler, cfg, state, budget, log, checkpoint, device, lpips, val_images) -> None:
@@ -207,7 +213,8 @@ def _main_phase(model, disc, opt, disc_opt, sampler, cfg, state, budget, log, ch
     if state["step"] == 0:
         # k-means initialisation of the codebook on a large first batch, not on one small step.
         with torch.no_grad():
-            z = torch.cat([model.encoder(sampler()) for _ in range(max(1, cfg.codebook_size // (cfg.batch * (cfg.crop // 16) ** 2)))])
+            batches = -(-cfg.codebook_size // (cfg.batch * (cfg.crop // 16) ** 2))
+            z = torch.cat([model.encoder(sampler()) for _ in range(batches)])
             model.quantizer(z.float())
     while state["step"] < cfg.steps:
         step = state["step"]
@@ -221,17 +228,18 @@ def _main_phase(model, disc, opt, disc_opt, sampler, cfg, state, budget, log, ch
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, cfg.amp):
             result = model(x)
-            x_hat = result["x_hat"]
-            rec = reconstruction_loss(x_hat, x, cfg, lpips)
-            loss = rec["rec"] + result["commit"]
-            if use_gan:
-                real_aug, fake_aug = gan.augment_pair(x, x_hat)
+        x_hat = result["x_hat"].float()  # losses in float32: SSIM statistics need it
+        rec = reconstruction_loss(x_hat, x, cfg, lpips)
+        loss = rec["rec"] + result["commit"]
+        if use_gan:
+            real_aug, fake_aug = gan.augment_pair(x, x_hat)
+            with autocast(device, cfg.amp):
                 fake_logits, fake_feats = disc(fake_aug)
                 _, real_feats = disc(real_aug)
-                g_loss = gan.hinge_generator_loss(fake_logits.float())
-                fm = gan.feature_matching_loss(real_feats, fake_feats)
-                weight = gan.adaptive_gan_weight(rec["rec"], g_loss, model.decoder.last_layer)
-                loss = loss + cfg.disc_weight * weight * g_loss + cfg.feature_matching * fm
+            g_loss = gan.hinge_generator_loss(fake_logits.float())
+            fm = gan.feature_matching_loss([f.float() for f in real_feats], [f.float() for f in fake_feats])
+            weight = gan.adaptive_gan_weight(rec["rec"], g_loss, model.decoder.last_layer)
+            loss = loss + cfg.disc_weight * weight * g_loss + cfg.feature_matching * fm
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -302,14 +310,14 @@ def validate_float(model: VQAutoencoder, paths: list[Path], device: torch.device
     return out
 
 
-def _export_and_report(model, stats, cfg, state, budget, device, val_images, log) -> dict:
+def _export_and_report(model, latents, cfg, state, budget, device, val_images, log) -> dict:
     from lic.codecs.vq import export
     from lic.models import save_model_file
     from lic.train.vq_context import fit_context_models
 
     out = Path(cfg.out)
     codebooks = {level: state["levels"][level] for level in sorted(state["levels"])}
-    contexts = fit_context_models(model, codebooks, stats, cfg, device)
+    contexts = fit_context_models(latents, codebooks, cfg.context_rank, cfg.context_epochs, cfg.seed, device)
     config = model_config(cfg)
     tensors = export(model, codebooks, contexts)
     model_file = save_model_file(out / "model.safetensors", tensors, config)
@@ -320,9 +328,9 @@ def _export_and_report(model, stats, cfg, state, budget, device, val_images, log
         "model_hash": model_file.hash.hex(), "model_bytes": model_file.path.stat().st_size, "finished": True,
     }
     if val_images:
-        from lic.train.vq_report import validate_levels
+        from lic.train.vq_report import measure
 
-        summary["validation"] = validate_levels(model_file.path, val_images)
+        summary["validation"] = measure(model_file.path, val_images)
     log.write({"step": state["step"], "final": True, "val": summary.get("validation")})
     (out / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
