@@ -19,11 +19,18 @@ def check_writable(path: Path, force: bool) -> None:
         raise InputError(f"{path.parent}: no such folder")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, data: bytes, force: bool = False) -> None:
     """Writes `data` to a temporary file beside `path`, then renames it into place."""
     check_writable(path, force)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

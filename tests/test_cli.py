@@ -105,3 +105,12 @@ def test_installed_console_script(photo, tiny_model):
     out = subprocess.run([exe, "decode", str(photo.with_suffix(".lic"))], capture_output=True, text=True)
     assert out.returncode == 1 and out.stderr.startswith("lic: error:") and "not installed" in out.stderr
     assert out.stderr.count("\n") == 1
+
+
+def test_outputs_get_ordinary_permissions(photo, tiny_model):
+    import os
+
+    lic("encode", photo, "-q", 2, "--model", tiny_model, "--no-verify")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert photo.with_suffix(".lic").stat().st_mode & 0o777 == 0o666 & ~mask
