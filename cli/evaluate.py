@@ -1,0 +1,136 @@
+"""`lic eval` and `lic plot`: rate-distortion-perception curves, BD-rates and plots."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lic.cli.app import app, user_errors
+from lic.errors import InputError
+from lic.eval.baselines import BASELINES
+
+_CODEC_HELP = (f"Codec to sweep; repeat for several. Classic: {', '.join(BASELINES)}. "
+               "lic-<model>: a zoo model (see `lic models`), a model file or a folder of model files.")
+
+
+def _bd_report(curves: list, anchor: str) -> str:
+    from lic.eval.bdrate import bd_table, format_table
+
+    return format_table(bd_table(curves, anchor), anchor)
+
+
+@app.command(
+    name="eval",
+    epilog=(
+        "Examples:\n\n"
+        "  lic eval ../shared/data/kodak -c webp -c jpeg-420 -c avif -o results/kodak\n\n"
+        "  lic eval kodak/ -c lic-hyperprior -c webp --anchor webp    # BD-rates vs WebP\n\n"
+        "  lic eval kodak/ -c avif-down4 -c lic-vq --perceptual -j 2  # DSS, HaarPSI, GMSD too\n\n"
+        "Run it again on the same -o folder to resume: rows already there are skipped."
+    ),
+)
+@user_errors
+def evaluate(
+    dataset: Path = typer.Argument(..., help="Folder of test images, e.g. Kodak's 24 PNGs."),
+    codecs: list[str] = typer.Option(..., "--codec", "-c", help=_CODEC_HELP),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Results folder [default: results/<dataset folder name>]."),
+    anchor: str = typer.Option("webp", help="BD-rate anchor: a codec with a curve in the results folder."),
+    metric: list[str] = typer.Option(
+        [], "--metric", help="Also measure a weight-free perceptual metric: dss, haarpsi or gmsd (repeatable)."),
+    perceptual: bool = typer.Option(False, "--perceptual", help="Measure all of dss, haarpsi and gmsd."),
+    workers: int = typer.Option(
+        1, "--workers", "-j", min=1, help="Processes for the classic codecs (timings are then taken under load)."),
+    device: str = typer.Option("cpu", help="Device for lic models: cpu or cuda."),
+    force: bool = typer.Option(
+        False, "--force", "-f", help="Redo every row of these codecs and overwrite their curves."),
+) -> None:
+    """Measure rate (real file bytes), PSNR, Y-PSNR, MS-SSIM, LPIPS and times per image and quality."""
+    from lic.eval import perceptual as perceptual_metrics
+    from lic.eval.codecs import resolve
+    from lic.eval.harness import MetricSet, evaluate as run
+    from lic.eval.results import read_curve
+    from lic.files import atomic_write
+
+    unknown = [m for m in metric if m not in perceptual_metrics.WEIGHT_FREE]
+    if unknown:
+        raise InputError(f"unknown metric '{unknown[0]}' (choose from {', '.join(perceptual_metrics.WEIGHT_FREE)})")
+    weight_free = tuple(perceptual_metrics.WEIGHT_FREE) if perceptual else tuple(dict.fromkeys(metric))
+    resolved = [resolve(name, device) for name in dict.fromkeys(codecs)]
+    lpips = perceptual_metrics.backbone_checkpoint().is_file()
+    if not lpips:
+        typer.echo(f"lic: note: {perceptual_metrics.missing_backbone_note()}", err=True)
+    out = output if output is not None else Path("results") / dataset.name
+
+    run(dataset, resolved, out, MetricSet(lpips=lpips, weight_free=weight_free), workers, force,
+        log=lambda line: typer.echo(line, err=True))
+
+    curves = [read_curve(p) for p in sorted(out.glob("*.json"))]
+    if anchor not in {c.name for c in curves}:
+        typer.echo(f"lic: note: no BD table: the anchor {anchor} has no curve in {out}", err=True)
+        return
+    report = _bd_report(curves, anchor)
+    atomic_write(out / f"bd-vs-{anchor}.md", report.encode(), force=True)
+    typer.echo(report)
+
+
+def _json_files(paths: list[Path]) -> list[Path]:
+    files = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("*.json"))
+            if not found:
+                raise InputError(f"{path}: no .json curves in this folder")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    return files
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  lic plot results/kodak/*.json                    # plots next to the curves\n\n"
+        "  lic plot results/kodak/ -o figures/ --anchor webp --force\n\n"
+        "  lic plot results/kodak/ --reference eval/reference/  # overlay published curves"
+    )
+)
+@user_errors
+def plot(
+    curves: list[Path] = typer.Argument(..., help="Curve JSONs from `lic eval` (or CompressAI), or folders of them."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Folder for the plots [default: the first curve's folder]."),
+    reference: list[Path] = typer.Option(
+        [], "--reference", "-r", help="Published curves to overlay (a folder or JSON; repeatable)."),
+    anchor: Optional[str] = typer.Option(None, help="Also print BD-rates against this curve."),
+    log_bpp: bool = typer.Option(False, "--log-bpp", help="Logarithmic bpp axis (for very low rates)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing plots."),
+) -> None:
+    """Plot RD curves (bpp vs PSNR, MS-SSIM in dB, LPIPS, ...) as PNG and PDF."""
+    from lic.eval.plots import plot_curves
+    from lic.eval.results import read_curve
+
+    measured = [read_curve(p) for p in _json_files(curves)]
+    datasets = {c.dataset for c in measured if c.dataset}
+    published = []
+    for path in _json_files(reference):
+        curve = read_curve(path)
+        if datasets and curve.dataset and curve.dataset not in datasets:
+            wanted = ", ".join(sorted(datasets))
+            typer.echo(f"lic: note: {path}: left out, it is for {curve.dataset}, not {wanted}", err=True)
+            continue
+        published.append(dataclasses.replace(curve, reference=curve.reference or {}))
+    out = output if output is not None else _json_files(curves)[0].parent
+    if not out.is_dir():
+        out.mkdir(parents=True)
+    written = plot_curves(measured, out, published, log_bpp, force)
+    if not written:
+        raise InputError("the curves have no metric with values to plot")
+    typer.echo("\n".join(str(p) for p in written))
+    if anchor is not None:
+        typer.echo("\n" + _bd_report(measured + published, anchor))

@@ -1,0 +1,170 @@
+"""The results schema: per-image rows (one CSV) and one RD curve per codec (JSON).
+
+The JSON follows CompressAI's results files, so its plotting tools read them too:
+
+    {"name": "webp", "description": "...", "dataset": "kodak", "images": 24,
+     "results": {"quality": [...], "bpp": [...], "psnr-rgb": [...], "psnr-y": [...],
+                 "ms-ssim-rgb": [...], "lpips": [...], "encoding_time": [...], "decoding_time": [...]}}
+
+Each list has one entry per quality point: the mean over the images (PSNR is averaged per
+image in dB, as CompressAI does; bpp is the mean of per-image bpp). A mean that any image
+lacks is null. "dss", "haarpsi" and "gmsd" appear when they were measured. Published
+reference curves carry a "reference" object naming their source; reading accepts the
+older CompressAI keys "psnr" and "ms-ssim".
+
+In the CSV, an empty cell is a metric that was not measured (resume fills it in when it is
+asked for) and "nan" one that is undefined for that image (MS-SSIM below 161 px a side).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from lic.errors import InputError
+from lic.files import atomic_write
+
+#: The per-image CSV in a results folder; each codec's curve is `<codec>.json` beside it.
+ROWS_FILE = "per-image.csv"
+
+#: model_hash is the lic model's hash (empty for classic codecs): rows of an older model
+#: are never reused for a newer one.
+COLUMNS = (
+    "codec", "model_hash", "quality", "image", "width", "height", "bytes", "bpp",
+    "psnr-rgb", "psnr-y", "ms-ssim-rgb", "lpips", "dss", "haarpsi", "gmsd",
+    "encoding_time", "decoding_time",
+)
+_TEXT = {"codec", "model_hash", "image"}
+_INT = {"quality", "width", "height", "bytes"}
+
+
+@dataclass(frozen=True)
+class Metric:
+    label: str
+    higher_is_better: bool = True
+    as_db: bool = False  # shown as -10 log10(1 - value), the usual way to plot MS-SSIM
+
+
+#: Quality metrics, by their key in rows and JSON.
+METRICS = {
+    "psnr-rgb": Metric("PSNR (RGB) [dB]"),
+    "psnr-y": Metric("PSNR (Y, BT.601) [dB]"),
+    "ms-ssim-rgb": Metric("MS-SSIM (RGB) [dB]", as_db=True),
+    "lpips": Metric("LPIPS (AlexNet)", higher_is_better=False),
+    "dss": Metric("DSS"),
+    "haarpsi": Metric("HaarPSI"),
+    "gmsd": Metric("GMSD", higher_is_better=False),
+}
+#: Always in a curve (null where not measured); the others only when measured.
+CORE_METRICS = ("psnr-rgb", "psnr-y", "ms-ssim-rgb", "lpips")
+TIMES = ("encoding_time", "decoding_time")
+_ALIASES = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb"}
+
+Row = dict  # column -> str | int | float | None
+
+
+def row_key(row: Row) -> tuple[str, int, str]:
+    return row["codec"], row["quality"], row["image"]
+
+
+def _parse(column: str, text: str):
+    if column in _TEXT:
+        return text
+    if text == "":
+        return None
+    return int(text) if column in _INT else float(text)
+
+
+def read_rows(path: Path) -> list[Row]:
+    """Rows of a per-image CSV; a last line cut short by an interrupted run is dropped."""
+    with path.open(newline="") as f:
+        lines = list(csv.reader(f))
+    if not lines or tuple(lines[0]) != COLUMNS:
+        raise InputError(f"{path}: not a per-image CSV of this version of lic (use another -o folder or --force)")
+    rows = []
+    for cells in lines[1:]:
+        if len(cells) != len(COLUMNS):
+            continue
+        try:
+            rows.append({c: _parse(c, t) for c, t in zip(COLUMNS, cells)})
+        except ValueError:
+            continue
+    return rows
+
+
+def _format(value) -> str:
+    return "" if value is None else str(value)
+
+
+def format_rows(rows: list[Row], header: bool = True) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if header:
+        writer.writerow(COLUMNS)
+    writer.writerows([_format(row[c]) for c in COLUMNS] for row in rows)
+    return buffer.getvalue()
+
+
+def write_rows(path: Path, rows: list[Row]) -> None:
+    """Rewrites the CSV atomically, in a stable order (the folder is reused on purpose)."""
+    ordered = sorted(rows, key=row_key)
+    atomic_write(path, format_rows(ordered).encode(), force=True)
+
+
+def _mean(values: list) -> float | None:
+    if any(v is None or math.isnan(v) for v in values):
+        return None
+    return round(sum(values) / len(values), 6)
+
+
+def make_curve(name: str, description: str, dataset: str, qualities: tuple[int, ...], rows: list[Row]) -> dict:
+    """The JSON curve of one codec: per-quality means of its rows (qualities without rows are left out)."""
+    by_quality = {q: [r for r in rows if r["quality"] == q] for q in qualities}
+    points = [(q, rs) for q, rs in by_quality.items() if rs]
+    extra = [m for m in METRICS if m not in CORE_METRICS and any(r[m] is not None for r in rows)]
+    results = {"quality": [q for q, _ in points]}
+    for key in ("bpp", *CORE_METRICS, *extra, *TIMES):
+        results[key] = [_mean([r[key] for r in rs]) for _, rs in points]
+    images = len({r["image"] for r in rows})
+    return {"name": name, "description": description, "dataset": dataset, "images": images, "results": results}
+
+
+def write_json(path: Path, data: dict, force: bool) -> None:
+    atomic_write(path, (json.dumps(data, indent=2) + "\n").encode(), force)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One codec's RD points, measured here or published (`reference` names the source)."""
+
+    name: str
+    description: str
+    dataset: str | None
+    results: dict[str, list]
+    reference: dict | None = None
+
+    def points(self, metric: str) -> tuple[list[float], list[float]]:
+        """(bpp, value) pairs where both are known, by increasing bpp; MS-SSIM in dB."""
+        values = self.results.get(metric) or []
+        pairs = sorted((b, v) for b, v in zip(self.results["bpp"], values) if b is not None and v is not None)
+        if METRICS[metric].as_db:
+            pairs = [(b, -10 * math.log10(1 - v)) for b, v in pairs if v < 1]
+        return [b for b, _ in pairs], [v for _, v in pairs]
+
+
+def read_curve(path: Path) -> Curve:
+    try:
+        data = json.loads(path.read_text())
+        results = {_ALIASES.get(k, k): v for k, v in data["results"].items()}
+        if not isinstance(results.get("bpp"), list):
+            raise KeyError("bpp")
+        return Curve(str(data.get("name", path.stem)), str(data.get("description", "")),
+                     data.get("dataset"), results, data.get("reference"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+        raise InputError(f"{path}: not an RD results JSON (needs \"results\" with a \"bpp\" list)") from None

@@ -1,0 +1,84 @@
+"""Every codec the harness runs round-trips a small image through its real encoder."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from lic import models
+from lic.codecs.hyperprior import MeanScaleHyperprior, export
+from lic.errors import LicError
+from lic.eval.baselines import BASELINES
+from lic.eval.codecs import resolve
+from lic.eval.metrics import psnr
+from tests.conftest import photo_like
+
+# Odd sides on purpose: chroma subsampling, HEVC's 8-pixel CUs and downscaling must all cope.
+IMAGE = photo_like(45, 61)
+
+
+@pytest.mark.parametrize("name", list(BASELINES))
+def test_baseline_round_trip(name):
+    codec = BASELINES[name]
+    reason = codec.unavailable()
+    if reason:
+        pytest.skip(f"{name} is unavailable on this machine: {reason}")
+    low, high = codec.qualities[0], codec.qualities[-1]
+    small, large = codec.encode(IMAGE, low), codec.encode(IMAGE, high)
+    assert 0 < len(small) < len(large)  # the sweep runs from low to high rate
+    decoded = codec.decode(large)
+    assert decoded.shape == IMAGE.shape and decoded.dtype == np.uint8
+    assert psnr(IMAGE, decoded) > (20 if name.endswith(("down2", "down4")) else 30)
+
+
+def test_downscaled_file_carries_the_full_size():
+    data = BASELINES["webp-down4"].encode(IMAGE, 50)
+    assert struct.unpack(">HH", data[:4]) == (61, 45)
+    assert BASELINES["webp-down4"].decode(data).shape == IMAGE.shape
+
+
+def test_hevc_counts_the_raw_bitstream():
+    codec = BASELINES["hevc"]
+    if codec.unavailable():
+        pytest.skip(f"hevc is unavailable on this machine: {codec.unavailable()}")
+    data = codec.encode(IMAGE, 32)
+    assert data[:4] == b"\x00\x00\x00\x01"  # Annex-B start code of the VPS: no container
+
+
+def test_unknown_and_unavailable_codecs_are_user_errors():
+    with pytest.raises(LicError, match="unknown codec 'bpg'.*webp"):
+        resolve("bpg")
+    with pytest.raises(LicError, match="unknown model 'nope'"):
+        resolve("lic-nope")
+
+
+def test_lic_codec_from_a_model_file(tiny_model):
+    codec = resolve(f"lic-{tiny_model}")
+    assert codec.name == "lic-tiny" and codec.qualities == (2,)
+    codec.prepare(2)
+    data = codec.encode(IMAGE, 2)
+    assert data[:4] == b"\x89LIC"
+    assert codec.decode(data).shape == IMAGE.shape
+
+
+@pytest.fixture()
+def zoo(tmp_path, monkeypatch):
+    """A zoo folder holding a two-quality model named 'hyperprior', as lic-hyperprior will ship."""
+    import torch
+
+    tensors = export(MeanScaleHyperprior(16, 16), torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    for quality in (1, 2):  # the same weights twice: only the quality (and so the hash) differs
+        models.save_model_file(tmp_path / f"hyperprior-q{quality}.safetensors", tensors,
+                               {"name": "hyperprior", "family": "hyperprior", "quality": quality, "N": 16, "M": 16})
+    monkeypatch.setattr(models, "ZOO_DIR", tmp_path)
+    models.available.cache_clear()
+    yield tmp_path
+    models.available.cache_clear()
+
+
+def test_lic_codec_from_the_zoo_and_from_a_folder(zoo):
+    for spec in ("hyperprior", str(zoo)):
+        codec = resolve(f"lic-{spec}")
+        assert codec.name == "lic-hyperprior" and codec.qualities == (1, 2)
+        data = codec.encode(IMAGE, 2)
+        assert codec.decode(data).shape == IMAGE.shape
