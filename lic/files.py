@@ -19,10 +19,11 @@ def check_writable(path: Path, force: bool) -> None:
         raise InputError(f"{path.parent}: no such folder")
 
 
-def _umask() -> int:
+def give_default_permissions(path: "str | Path") -> None:
+    """Files made by mkstemp or safetensors are 0600; users expect what their umask gives."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    os.chmod(path, 0o666 & ~mask)
 
 
 def atomic_write(path: Path, data: bytes, force: bool = False) -> None:
@@ -30,7 +31,7 @@ def atomic_write(path: Path, data: bytes, force: bool = False) -> None:
     check_writable(path, force)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        give_default_permissions(tmp)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

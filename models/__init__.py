@@ -18,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from lic.errors import ModelError
+from lic.files import give_default_permissions
 
 ZOO_DIR = Path(__file__).resolve().parent
 
@@ -52,6 +53,7 @@ def save_model_file(path: "str | Path", tensors: dict[str, torch.Tensor], config
         if key not in config:
             raise ValueError(f"model config needs '{key}'")
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata={"lic": json.dumps(config, sort_keys=True)})
+    give_default_permissions(path)
     return read_model_file(path)
 
 

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lic.errors import InputError
+from lic.files import give_default_permissions
 
 
 def pick_device(name: str) -> torch.device:
@@ -54,6 +55,7 @@ def save_weights(path: Path, model: torch.nn.Module) -> None:
     tmp = path.with_suffix(".tmp")
     save_file({k: v.detach().to("cpu", torch.float16 if v.is_floating_point() else v.dtype).contiguous()
                for k, v in model.state_dict().items()}, str(tmp))
+    give_default_permissions(tmp)
     os.replace(tmp, path)
 
 
