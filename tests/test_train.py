@@ -80,3 +80,13 @@ def test_bad_training_options(images, tmp_path):
     assert r.exit_code != 0 and "nope" in r.output
     r = CliRunner().invoke(app, ["train", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--N", "8", "--M", "8"])
     assert r.exit_code == 1 and "not a folder" in r.output
+
+
+def test_likelihoods_stay_float32_under_bf16_autocast():
+    from lic.codecs.hyperprior import MeanScaleHyperprior
+
+    model = MeanScaleHyperprior(8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.rand(1, 3, 64, 64))
+    assert out["x_hat"].dtype == torch.bfloat16
+    assert all(l.dtype == torch.float32 for l in out["likelihoods"].values())

@@ -91,12 +91,16 @@ class MeanScaleHyperprior(nn.Module):
     def forward(self, x: Tensor) -> dict:
         y = self.g_a(x)
         z = self.h_a(y)
-        z_hat, z_likelihoods = self.entropy_bottleneck(z)
-        scales, means = self.entropy_parameters(z_hat)
-        _, y_likelihoods = self.gaussian_conditional(y, scales, means)
-        # Rate from noisy y, distortion from rounded y (straight-through): the decoder sees
-        # rounded values, so g_s is trained on them.
-        y_hat = y + (torch.round(y - means) + means - y).detach()
+        # Under bf16 autocast the transforms run in bf16, but likelihoods (and h_s, which
+        # picks scale indices) stay in float32: bf16 CDF differences would misstate rates.
+        with torch.autocast(x.device.type, enabled=False):
+            y, z = y.float(), z.float()
+            z_hat, z_likelihoods = self.entropy_bottleneck(z)
+            scales, means = self.entropy_parameters(z_hat)
+            _, y_likelihoods = self.gaussian_conditional(y, scales, means)
+            # Rate from noisy y, distortion from rounded y (straight-through): the decoder
+            # sees rounded values, so g_s is trained on them.
+            y_hat = y + (torch.round(y - means) + means - y).detach()
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
     def aux_loss(self) -> Tensor:
