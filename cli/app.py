@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Callable
 
 import typer
 
-from lic.errors import LicError
+from lic.errors import InputError, LicError
 
 app = typer.Typer(
     name="lic",
@@ -42,3 +43,19 @@ def user_errors(command: Callable) -> Callable:
             raise fail("interrupted", 130) from None
 
     return wrapper
+
+
+def expand_inputs(inputs: list[Path], suffixes: set[str] | None, what: str = "input files") -> list[Path]:
+    """Files as given; folders replaced by the matching files directly inside them."""
+    files = []
+    for p in inputs:
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and (suffixes is None or f.suffix.lower() in suffixes))
+            if not found:
+                raise InputError(f"{p}: no {what} in this folder")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    return files

@@ -12,26 +12,10 @@ import typer
 from PIL import Image
 from tqdm import tqdm
 
-from lic.cli.app import app, fail, user_errors
+from lic.cli.app import app, expand_inputs, fail, user_errors
 from lic.errors import InputError, LicError
 
 _DEVICE_HELP = "cpu or cuda (decoded pixels are the same on both)."
-
-
-def _expand(inputs: list[Path], suffixes: set[str] | None) -> list[Path]:
-    """Files as given; folders replaced by the matching files directly inside them."""
-    files = []
-    for p in inputs:
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and (suffixes is None or f.suffix.lower() in suffixes))
-            if not found:
-                raise InputError(f"{p}: no input files in this folder")
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise InputError(f"{p}: no such file")
-    return files
 
 
 def _outputs(files: list[Path], out: Optional[Path], suffix: str) -> list[Path]:
@@ -95,7 +79,7 @@ def encode(
     from lic.files import atomic_write, check_writable
     from lic.imageio import load_image
 
-    files = _expand(inputs, _image_suffixes())
+    files = expand_inputs(inputs, _image_suffixes())
     outputs = _outputs(files, output, ".lic")
     for dst in outputs:
         check_writable(dst, force)
@@ -140,7 +124,7 @@ def decode(
     import lic
     from lic.files import atomic_write, check_writable
 
-    files = _expand(inputs, {".lic"})
+    files = expand_inputs(inputs, {".lic"})
     outputs = _outputs(files, output, ".decoded.png")
     extensions = Image.registered_extensions()
     for dst in outputs:
@@ -181,7 +165,7 @@ def info(
         model = models.find_by_hash(header.model_hash)
         record = {
             "file": str(path), "codec": header.codec_name, "quality": header.quality,
-            "model": f"{model.name} q{model.quality}" if model else "not installed",
+            "model": f"{model.name} q{header.quality}" if model else "not installed",
             "model_hash": header.model_hash.hex(), "width": header.width, "height": header.height,
             "greyscale": bool(header.flags & FLAG_GREY), "alpha": header.has_alpha,
             "source_16bit": bool(header.flags & FLAG_16BIT),
@@ -208,5 +192,6 @@ def list_models() -> None:
     for m in found:
         lam = m.config.get("lambda")
         size = m.path.stat().st_size
-        typer.echo(f"{m.name:<14}{m.quality:>8}  {m.family:<11}{lam if lam is not None else '-':>9}  "
+        qualities = f"{m.qualities[0]}..{m.qualities[-1]}" if len(m.qualities) > 1 else str(m.quality)
+        typer.echo(f"{m.name:<14}{qualities:>8}  {m.family:<11}{lam if lam is not None else '-':>9}  "
                    f"{size / 1e6:>7.2f}MB  {m.hash.hex()}")

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from lic.cli.app import app, user_errors
+from lic.cli.app import app, expand_inputs, user_errors
 from lic.errors import InputError
 from lic.eval.baselines import BASELINES
 
@@ -77,21 +77,6 @@ def evaluate(
     typer.echo(report)
 
 
-def _json_files(paths: list[Path]) -> list[Path]:
-    files = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(path.glob("*.json"))
-            if not found:
-                raise InputError(f"{path}: no .json curves in this folder")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise InputError(f"{path}: no such file or folder")
-    return files
-
-
 @app.command(
     epilog=(
         "Examples:\n\n"
@@ -115,17 +100,17 @@ def plot(
     from lic.eval.plots import plot_curves
     from lic.eval.results import read_curve
 
-    measured = [read_curve(p) for p in _json_files(curves)]
+    measured = [read_curve(p) for p in expand_inputs(curves, {".json"}, ".json curves")]
     datasets = {c.dataset for c in measured if c.dataset}
     published = []
-    for path in _json_files(reference):
+    for path in expand_inputs(reference, {".json"}, ".json curves"):
         curve = read_curve(path)
         if datasets and curve.dataset and curve.dataset not in datasets:
             wanted = ", ".join(sorted(datasets))
             typer.echo(f"lic: note: {path}: left out, it is for {curve.dataset}, not {wanted}", err=True)
             continue
         published.append(dataclasses.replace(curve, reference=curve.reference or {}))
-    out = output if output is not None else _json_files(curves)[0].parent
+    out = output if output is not None else expand_inputs(curves, {".json"}, ".json curves")[0].parent
     if not out.is_dir():
         out.mkdir(parents=True)
     written = plot_curves(measured, out, published, log_bpp, force)

@@ -10,55 +10,116 @@ import typer
 from lic.cli.app import app, user_errors
 
 
+#: Options that only one family takes: parameter name -> (flag, family).
+_FAMILY_OPTIONS = {
+    "quality": ("--quality", "hyperprior"), "lmbda": ("--lambda", "hyperprior"),
+    "metric": ("--metric", "hyperprior"), "n_channels": ("--N", "hyperprior"),
+    "m_channels": ("--M", "hyperprior"),
+    "channels": ("--channels", "vq"), "blocks": ("--blocks", "vq"), "code_dim": ("--code-dim", "vq"),
+    "codebook_size": ("--codebook-size", "vq"), "levels": ("--levels", "vq"),
+    "disc_start": ("--disc-start", "vq"), "disc_weight": ("--disc-weight", "vq"),
+    "feature_matching": ("--feature-matching", "vq"), "lpips_weight": ("--lpips-weight", "vq"),
+    "level_steps": ("--level-steps", "vq"), "stats_images": ("--stats-images", "vq"),
+}
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter("must be comma-separated integers, e.g. 32,64,128,256", param_hint=flag) from None
+
+
 @app.command(
     epilog=(
         "Examples:\n\n"
         "  lic train ../shared/data/train --out runs/q4 --quality 4 --val-dir ../shared/data/kodak\n\n"
         "  lic train pack-a.tar pack-b.tar --out runs/q3 --quality 3 --init runs/q4/checkpoint.pt\n\n"
-        "Re-running the same command resumes from OUT/checkpoint.pt."
+        "  lic train ../shared/data/train --model vq --out runs/vq --val-dir ../shared/data/kodak\n\n"
+        "Re-running the same command resumes from OUT/checkpoint.pt. Unset options take the\n"
+        "family's defaults (lic.train.hyperprior.HyperpriorTrainConfig, lic.train.vq.VQTrainConfig)."
     )
 )
 @user_errors
 def train(
     data: list[Path] = typer.Argument(..., help="Folders (searched recursively) or .tar files of training images."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoint, log, exported model.safetensors."),
-    model: str = typer.Option("hyperprior", "--model", help="Codec family to train."),
-    quality: int = typer.Option(3, "--quality", "-q", min=1, max=8, help="Quality index; sets lambda from the ladder."),
-    lmbda: Optional[float] = typer.Option(None, "--lambda", help="Override the ladder's rate-distortion lambda."),
-    metric: str = typer.Option("mse", help="Distortion: mse or ms-ssim."),
-    n_channels: int = typer.Option(128, "--N", help="Hyperprior: channels of the transforms."),
-    m_channels: int = typer.Option(192, "--M", help="Hyperprior: channels of the latent y."),
-    steps: int = typer.Option(100_000, help="Total optimisation steps (across resumes)."),
-    batch: int = typer.Option(8, help="Crops per step."),
-    crop: int = typer.Option(256, help="Square crop side in pixels."),
-    lr: float = typer.Option(1e-4, help="Adam learning rate (x0.1 for the last 10% of steps)."),
+    model: str = typer.Option("hyperprior", "--model", help="Codec family to train: hyperprior or vq."),
+    quality: Optional[int] = typer.Option(None, "--quality", "-q", min=1, max=8, help="Hyperprior: quality index; sets lambda from the ladder (default 3)."),
+    lmbda: Optional[float] = typer.Option(None, "--lambda", help="Hyperprior: override the ladder's rate-distortion lambda."),
+    metric: Optional[str] = typer.Option(None, help="Hyperprior: distortion, mse (default) or ms-ssim."),
+    n_channels: Optional[int] = typer.Option(None, "--N", help="Hyperprior: channels of the transforms (default 128)."),
+    m_channels: Optional[int] = typer.Option(None, "--M", help="Hyperprior: channels of the latent y (default 192)."),
+    init: Optional[Path] = typer.Option(None, help="Start from these weights (checkpoint.pt or weights.safetensors of a run)."),
+    channels: Optional[str] = typer.Option(None, help="VQ: channels at 1/2,1/4,1/8,1/16 resolution (default 32,64,128,192)."),
+    blocks: Optional[str] = typer.Option(None, help="VQ: residual blocks per resolution (default 1,1,1,1)."),
+    code_dim: Optional[int] = typer.Option(None, help="VQ: dimension of the normalised codes (default 16)."),
+    codebook_size: Optional[int] = typer.Option(None, help="VQ: codes in the full codebook (default 4096)."),
+    levels: Optional[int] = typer.Option(None, min=1, max=8, help="VQ: rate levels; level L keeps 2**(L+4) codes (default 8)."),
+    disc_start: Optional[int] = typer.Option(None, help="VQ: step at which the GAN losses start (default 15000)."),
+    disc_weight: Optional[float] = typer.Option(None, help="VQ: weight of the balanced GAN loss (default 0.5)."),
+    feature_matching: Optional[float] = typer.Option(None, help="VQ: weight of discriminator feature matching (default 1)."),
+    lpips_weight: Optional[float] = typer.Option(None, help="VQ: LPIPS weight (default 0; needs VGG-16 weights in the torch cache)."),
+    level_steps: Optional[int] = typer.Option(None, help="VQ: fine-tuning steps per reduced codebook (default 300)."),
+    stats_images: Optional[int] = typer.Option(None, help="VQ: training images that fit the entropy model (default 0: all)."),
+    steps: Optional[int] = typer.Option(None, help="Total optimisation steps across resumes (default 100000 hyperprior, 40000 vq)."),
+    batch: Optional[int] = typer.Option(None, help="Crops per step (default 8 hyperprior, 16 vq)."),
+    crop: Optional[int] = typer.Option(None, help="Square crop side in pixels (default 256)."),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate, x0.1 for the last 10% of steps (default 1e-4 hyperprior, 2e-4 vq)."),
     val_dir: Optional[Path] = typer.Option(None, help="Validation images (e.g. Kodak), coded for real."),
     val_images: int = typer.Option(4, help="How many validation images to use."),
-    val_every: int = typer.Option(1000, help="Validate every this many steps (0: only at the end)."),
+    val_every: Optional[int] = typer.Option(None, help="Validate every this many steps (0: only at the end; default 1000 hyperprior, 2000 vq)."),
     save_every: int = typer.Option(500, help="Checkpoint every this many steps."),
     max_minutes: Optional[float] = typer.Option(None, help="Stop (resumably) after this many minutes."),
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     amp: bool = typer.Option(True, help="bf16 autocast on CUDA."),
-    init: Optional[Path] = typer.Option(None, help="Start from this checkpoint (fine-tune a neighbour quality)."),
-    name: str = typer.Option("hyperprior", help="Model name recorded in the exported file."),
+    name: Optional[str] = typer.Option(None, help="Model name recorded in the exported file (default: the family)."),
 ) -> None:
     """Train a codec; exports OUT/model.safetensors and OUT/run.json when done."""
-    if model != "hyperprior":
-        raise typer.BadParameter(f"unknown model family '{model}'", param_hint="--model")
-    if metric not in ("mse", "ms-ssim"):
+    given = dict(locals())
+    if model not in ("hyperprior", "vq"):
+        raise typer.BadParameter(f"unknown model family '{model}' (hyperprior or vq)", param_hint="--model")
+    for key, (flag, family) in _FAMILY_OPTIONS.items():
+        if given[key] is not None and family != model:
+            raise typer.BadParameter(f"applies to --model {family} only, not {model}", param_hint=flag)
+    if metric is not None and metric not in ("mse", "ms-ssim"):
         raise typer.BadParameter("must be mse or ms-ssim", param_hint="--metric")
-    from lic.train.hyperprior import HyperpriorTrainConfig, train as run
+    common = {
+        "data": [str(d) for d in data], "out": str(out), "steps": steps, "batch": batch, "crop": crop, "lr": lr,
+        "val_dir": str(val_dir) if val_dir else None, "val_images": val_images, "val_every": val_every,
+        "save_every": save_every, "max_minutes": max_minutes, "seed": seed, "device": device, "amp": amp, "name": name,
+        "init": str(init) if init else None,
+    }
+    if model == "hyperprior":
+        from lic.train.hyperprior import HyperpriorTrainConfig as Config, train as run
 
-    summary = run(HyperpriorTrainConfig(
-        data=[str(d) for d in data], out=str(out), quality=quality, lmbda=lmbda, metric=metric,
-        N=n_channels, M=m_channels, steps=steps, batch=batch, crop=crop, lr=lr,
-        val_dir=str(val_dir) if val_dir else None, val_images=val_images, val_every=val_every,
-        save_every=save_every, max_minutes=max_minutes, seed=seed, device=device, amp=amp,
-        init=str(init) if init else None, name=name,
-    ))
-    v = summary.get("validation")
+        specific = {"quality": quality, "lmbda": lmbda, "metric": metric, "N": n_channels, "M": m_channels}
+    else:
+        from lic.train.vq import VQTrainConfig as Config, train as run
+
+        specific = {
+            "channels": _ints(channels, "--channels") if channels else None,
+            "blocks": _ints(blocks, "--blocks") if blocks else None,
+            "code_dim": code_dim, "codebook_size": codebook_size, "levels": levels, "disc_start": disc_start,
+            "disc_weight": disc_weight, "feature_matching": feature_matching, "lpips_weight": lpips_weight,
+            "level_steps": level_steps, "stats_images": stats_images,
+        }
+    try:
+        config = Config(**{k: v for k, v in {**common, **specific}.items() if v is not None})
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    summary = run(config)
+    if model == "vq" and not summary["finished"]:
+        typer.echo(f"stopped at step {summary['steps_done']} ({summary.get('phase', 'main')} phase); "
+                   "run the same command again to resume")
+        return
     typer.echo(f"{summary['steps_done']} steps in {summary['wall_seconds']:.0f} s "
                f"({summary['images_per_second']} images/s) -> {out / 'model.safetensors'}")
-    if v:
+    v = summary.get("validation")
+    if v and model == "hyperprior":
         typer.echo(f"validation: {v['bpp']:.4f} bpp, {v['psnr']:.2f} dB PSNR, MS-SSIM {v['ms_ssim']:.4f}")
+    elif v:
+        for level, row in v["levels"].items():
+            typer.echo(f"validation level {level} (K={row['K']}): {row['bpp']:.4f} bpp "
+                       f"(log2(K)/256 = {row['nominal_bpp']:.4f}), {row['psnr']:.2f} dB PSNR, MS-SSIM {row['ms_ssim']:.4f}")

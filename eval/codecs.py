@@ -45,13 +45,13 @@ class LicCodec:
     """A lic model through the public API: `lic.compress` writes the real .lic file."""
 
     name: str
-    files: tuple[models.ModelFile, ...]  # one per quality, by quality
+    files: tuple[models.ModelFile, ...]  # by quality; a file may code several (vq levels)
     from_zoo: bool
     device: str = "cpu"
 
     @property
     def qualities(self) -> tuple[int, ...]:
-        return tuple(m.quality for m in self.files)
+        return tuple(q for m in self.files for q in m.qualities)
 
     @property
     def description(self) -> str:
@@ -63,7 +63,7 @@ class LicCodec:
         return None
 
     def model_file(self, quality: int) -> models.ModelFile:
-        return next(m for m in self.files if m.quality == quality)
+        return next(m for m in self.files if quality in m.qualities)
 
     def _model(self, quality: int) -> str:
         return self.model_file(quality).name if self.from_zoo else str(self.model_file(quality).path)
@@ -72,7 +72,7 @@ class LicCodec:
         """Loads the model, so that loading is not timed as encoding."""
         from lic.codecs.base import to_device
 
-        models.load_codec(self.model_file(quality).path, str(to_device(self.device)))
+        models.load_codec(self.model_file(quality).path, str(to_device(self.device)), quality)
 
     def encode(self, rgb: np.ndarray, quality: int) -> bytes:
         import lic
@@ -102,7 +102,7 @@ def _lic_codec(spec: str, device: str) -> LicCodec:
     names = sorted({m.name for m in found})
     if len(names) > 1:
         raise InputError(f"{spec}: holds models of several names ({', '.join(names)}); give one model")
-    qualities = [m.quality for m in found]
+    qualities = [q for m in found for q in m.qualities]
     if len(set(qualities)) < len(qualities):
         raise InputError(f"{spec}: several model files have the same quality")
     return LicCodec(LIC_PREFIX + names[0], tuple(sorted(found, key=lambda m: m.quality)), from_zoo, device)

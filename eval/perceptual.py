@@ -44,22 +44,30 @@ def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)[None] / 255
 
 
+def lpips_network(net: str = "alex", checkpoint: Path | None = None) -> "torch.nn.Module":
+    """The lpips package's network with the backbone read from `checkpoint` (None: random).
+
+    Shared by the metric and the optional LPIPS training loss, so both load weights alike."""
+    import lpips
+
+    # pnet_rand=True builds the backbone without touching torchvision's downloader; the
+    # ImageNet weights are then loaded from the cache file, never fetched.
+    model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
+    if checkpoint is not None:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        backbone = model.net
+        # lpips splits torchvision's `features` into slices that keep the layer indices:
+        # "slice2.3.weight" is torchvision's "features.3.weight".
+        backbone.load_state_dict({k: state["features." + k.split(".", 1)[1]] for k in backbone.state_dict()})
+    return model
+
+
 class Lpips:
     """LPIPS distance (0 = identical, higher = more different) between uint8 RGB images."""
 
     def __init__(self, net: str = "alex", checkpoint: Path | None = None) -> None:
         """`checkpoint`: torchvision's ImageNet weights of the backbone; None leaves it random."""
-        import lpips
-
-        # pnet_rand=True builds the backbone without touching torchvision's downloader; the
-        # ImageNet weights are then loaded from the cache file, never fetched.
-        self.model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False).eval()
-        if checkpoint is not None:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            backbone = self.model.net
-            # lpips splits torchvision's `features` into slices that keep the layer indices:
-            # "slice2.3.weight" is torchvision's "features.3.weight".
-            backbone.load_state_dict({k: state["features." + k.split(".", 1)[1]] for k in backbone.state_dict()})
+        self.model = lpips_network(net, checkpoint)
 
     @torch.inference_mode()
     def __call__(self, a: np.ndarray, b: np.ndarray) -> float | None:

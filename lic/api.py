@@ -40,8 +40,8 @@ def compress(
 ) -> bytes:
     """Encodes an image (path, PIL image or uint8 array) into the bytes of a .lic file."""
     model_file = models.find(model, quality)
-    codec = models.load_codec(model_file.path, str(to_device(device)))
-    return encode_with(codec, load_image(image), model_file.quality, model_file.hash)
+    codec = models.load_codec(model_file.path, str(to_device(device)), quality)
+    return encode_with(codec, load_image(image), quality, model_file.hash)
 
 
 def encode_with(codec: Codec, source: SourceImage, quality: int, model_hash: bytes) -> bytes:
@@ -84,7 +84,7 @@ def decompress(data: bytes, model: str | None = None, device: str = "cpu") -> Im
     """Decodes .lic bytes to a PIL image (RGB, L, RGBA or LA, as the source was)."""
     header, streams = bitstream.unpack(data)
     model_file = _model_for(header, model)
-    codec = models.load_codec(model_file.path, str(to_device(device)))
+    codec = models.load_codec(model_file.path, str(to_device(device)), header.quality)
     if codec.codec_id != header.codec_id:
         raise ModelError(f"model {model_file.name} is not a {header.codec_name} model")
     return decode_with(codec, header, streams)

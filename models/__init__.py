@@ -32,6 +32,12 @@ class ModelFile:
     config: dict
     hash: bytes  # first 4 bytes of the file's SHA-256: what a .lic header records
 
+    @property
+    def qualities(self) -> tuple[int, ...]:
+        """The qualities this file codes: its own, or every rate level it holds (vq)."""
+        levels = self.config.get("levels")
+        return tuple(sorted(int(q) for q in levels)) if levels else (self.quality,)
+
 
 def read_model_file(path: "str | Path") -> ModelFile:
     path = Path(path)
@@ -65,17 +71,18 @@ def available() -> tuple[ModelFile, ...]:
 
 
 def find(model: str, quality: int) -> ModelFile:
-    """`model` is a zoo name (with `quality`) or a path to a model file."""
+    """The file that codes `quality`; `model` is a zoo name or a path to a model file."""
     if model.endswith(".safetensors") or Path(model).is_file():
-        return read_model_file(model)
-    matches = [m for m in available() if m.name == model]
+        matches = [read_model_file(model)]
+    else:
+        matches = [m for m in available() if m.name == model]
     if not matches:
         names = sorted({m.name for m in available()}) or ["none installed"]
         raise ModelError(f"unknown model '{model}' (available: {', '.join(names)})")
     for m in matches:
-        if m.quality == quality:
+        if quality in m.qualities:
             return m
-    qualities = ", ".join(str(m.quality) for m in matches)
+    qualities = ", ".join(str(q) for m in matches for q in m.qualities)
     raise ModelError(f"model '{model}' has no quality {quality} (available: {qualities})")
 
 
@@ -86,9 +93,15 @@ def find_by_hash(model_hash: bytes) -> ModelFile | None:
     return None
 
 
+def load_codec(path: Path, device: str, quality: int | None = None):
+    """The runnable codec for a model file at `quality` (default: the file's own)."""
+    codec = _load_codec(Path(path), device)
+    return codec if quality is None else codec.for_quality(quality)
+
+
 @lru_cache(maxsize=8)
-def load_codec(path: Path, device: str):
-    """The runnable codec for a model file (cached: loading costs more than a small image)."""
+def _load_codec(path: Path, device: str):
+    """Cached: loading costs more than coding a small image."""
     from lic.codecs import codec_class
 
     model = read_model_file(path)

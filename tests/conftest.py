@@ -6,6 +6,11 @@ The tiny model is untrained, so its pictures are poor, but every step of the rea
 
 from __future__ import annotations
 
+import hashlib
+import struct
+import subprocess
+import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -45,3 +50,35 @@ def tiny_codec(tiny_model):
     from lic.models import load_codec
 
     return load_codec(tiny_model, "cpu")
+
+
+def assert_same_pixels_everywhere(data: bytes, model: Path, tmp_path: Path) -> None:
+    """Decoding `data` twice, with one thread and in a fresh two-thread process gives one image."""
+    import lic
+
+    first = np.asarray(lic.decompress(data, model=str(model)))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = np.asarray(lic.decompress(data, model=str(model)))
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(first, np.asarray(lic.decompress(data, model=str(model))))
+    assert np.array_equal(first, single)
+    (tmp_path / "x.lic").write_bytes(data)
+    script = (
+        "import hashlib, numpy, lic, pathlib, torch; torch.set_num_threads(2);"
+        f"d = pathlib.Path({str(tmp_path / 'x.lic')!r}).read_bytes();"
+        f"print(hashlib.sha256(numpy.asarray(lic.decompress(d, model={str(model)!r})).tobytes()).hexdigest())"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == hashlib.sha256(first.tobytes()).hexdigest()
+
+
+def with_other_check(data: bytes) -> bytes:
+    """`data` with the header's entropy-parameter check changed and a valid CRC again:
+    what a decoder that derives other probabilities than the encoder would see."""
+    damaged = bytearray(data)
+    damaged[12] ^= 0xFF
+    damaged[-4:] = struct.pack("<I", zlib.crc32(bytes(damaged[:-4])))
+    return bytes(damaged)

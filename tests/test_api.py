@@ -20,7 +20,7 @@ def roundtrip(tiny_model):
     return run
 
 
-@pytest.mark.parametrize("size", [(1, 1), (17, 33), (64, 64), (65, 130), (300, 7)])
+@pytest.mark.parametrize("size", [(1, 1), (17, 33), (64, 64), (65, 130), (300, 7), (1201, 1601)])
 def test_any_size_roundtrips(roundtrip, size):
     h, w = size
     _, image = roundtrip(photo_like(h, w))
@@ -125,3 +125,12 @@ def test_damaged_files_raise_format_errors(tiny_model):
     for damaged in (data[:-1], data[: len(data) // 2], data[:3], b"GIF89a" + data[6:]):
         with pytest.raises(FormatError):
             lic.decompress(damaged, model=str(tiny_model))
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tiny_model):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        lic.compress(photo_like(16, 16), quality=2, model=str(tiny_model), device="cuda")

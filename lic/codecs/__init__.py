@@ -11,4 +11,8 @@ def codec_class(family: str):
         from lic.codecs.hyperprior import HyperpriorCodec
 
         return HyperpriorCodec
+    if family == "vq":
+        from lic.codecs.vq import VQCodec
+
+        return VQCodec
     raise ModelError(f"no codec for model family '{family}' in this version of lic")

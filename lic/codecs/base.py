@@ -21,6 +21,9 @@ class Codec(Protocol):
     family: ClassVar[str]
     stride: int  # input sides must be multiples of this
 
+    def for_quality(self, quality: int) -> "Codec":
+        """The codec for one of the model file's qualities (a ModelError for any other)."""
+
     def encode(self, x: Tensor) -> Encoded:
         """x: [1, 3, H, W] float in [0, 1], H and W multiples of `stride`."""
 

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from lic.codecs.base import Encoded
 from lic.entropy import CdfTables, decode_symbols, encode_symbols
 from lic.entropy.integer_net import IntegerNet, quantize_network
-from lic.errors import DeterminismError, FormatError
+from lic.errors import DeterminismError, FormatError, ModelError
 
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
 SCALE_LOG_STEP = math.log(SCALE_MAX / SCALE_MIN) / (SCALE_LEVELS - 1)
@@ -157,6 +157,7 @@ class HyperpriorCodec:
     def __init__(self, tensors: dict[str, Tensor], config: dict, device: torch.device) -> None:
         N, M = int(config["N"]), int(config["M"])
         self.M = M
+        self.quality = int(config["quality"])
         self.device = device
         net = MeanScaleHyperprior(N, M)
         for part in ("g_a", "h_a", "g_s"):
@@ -172,6 +173,12 @@ class HyperpriorCodec:
         self.z_tables = CdfTables.from_tensors(tensors, "z_tables")
         self.y_tables = CdfTables.from_tensors(tensors, "y_tables")
         self.z_medians16 = tensors["z_medians16"].view(1, -1, 1, 1).to(torch.float64)
+
+    def for_quality(self, quality: int) -> "HyperpriorCodec":
+        """A hyperprior file codes one quality; the zoo has a file per quality."""
+        if quality != self.quality:
+            raise ModelError(f"this hyperprior model codes quality {self.quality}, not {quality}")
+        return self
 
     def _entropy_parameters(self, z_symbols: Tensor) -> tuple[Tensor, Tensor, bytes]:
         """Exact integer h_s: table index per y element, means, and their digest."""

@@ -31,8 +31,8 @@ STRIDE = 16
 class VQArchitecture:
     """What a model file's config must record to rebuild the networks."""
 
-    channels: tuple[int, ...] = (32, 64, 128, 256)  # at 1/2, 1/4, 1/8, 1/16 resolution
-    blocks: tuple[int, ...] = (1, 1, 2, 2)  # residual blocks per resolution, same order
+    channels: tuple[int, ...] = (32, 64, 128, 192)  # at 1/2, 1/4, 1/8, 1/16 resolution
+    blocks: tuple[int, ...] = (1, 1, 1, 1)  # residual blocks per resolution, same order
     code_dim: int = 16
     codebook_size: int = 4096
 
@@ -59,10 +59,10 @@ class ChannelNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        mean = x.mean(dim=1, keepdim=True)
-        var = (x - mean).pow(2).mean(dim=1, keepdim=True)
-        x = (x - mean) * torch.rsqrt(var + self.eps)
-        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        # layer_norm over the last dimension is one fused pass per pixel: several times
+        # faster on CPU than reducing over dim 1 of an NCHW tensor.
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight.to(x.dtype), self.bias.to(x.dtype), self.eps)
+        return y.permute(0, 3, 1, 2)
 
 
 class ResBlock(nn.Module):

@@ -6,7 +6,9 @@ import contextlib
 import json
 import os
 import platform
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,6 +17,30 @@ from safetensors.torch import load_file, save_file
 from lic.errors import InputError
 from lic.files import give_default_permissions
 
+
+
+@dataclass(kw_only=True)
+class RunConfig:
+    """What every training run takes besides its family's model and loss options."""
+
+    data: list[str]
+    out: str
+    steps: int
+    batch: int
+    crop: int = 256
+    lr: float
+    decay_at: float = 0.9  # lr x0.1 after this fraction of the steps
+    val_dir: str | None = None
+    val_images: int = 4
+    val_every: int
+    save_every: int = 500
+    max_minutes: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    init: str | None = None  # weights (checkpoint.pt or weights.safetensors) to start from
+    name: str
+    command: str = field(default_factory=lambda: " ".join(sys.argv))
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -35,6 +61,16 @@ def autocast(device: torch.device, enabled: bool):
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def place(device: torch.device, *modules: torch.nn.Module) -> None:
+    """Moves the networks to `device`; on CUDA channels_last and cuDNN autotuning (faster convs)."""
+    for module in modules:
+        module.to(device)
+        if device.type == "cuda":
+            module.to(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

@@ -8,14 +8,20 @@ batches are random crops with random horizontal flips, taken on that device.
 from __future__ import annotations
 
 import io
+import sys
 import tarfile
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
 from lic.errors import InputError
+
+if TYPE_CHECKING:
+    from lic.train.common import RunConfig
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp", ".tif", ".tiff"}
 
@@ -57,6 +63,18 @@ def load_images(sources: list["str | Path"], min_side: int) -> tuple[list[torch.
     if not images:
         raise InputError(f"no training images of at least {min_side}x{min_side} in {', '.join(map(str, sources))}")
     return images, skipped
+
+
+def training_data(cfg: "RunConfig", device: torch.device, step: int) -> tuple[list[torch.Tensor], "CropSampler"]:
+    """Every training image decoded into memory once (the GPU never waits on PNG decoding),
+    and a sampler whose random stream continues from `step` on resume."""
+    from lic.train.common import hardware
+
+    t0 = time.monotonic()
+    images, skipped = load_images(cfg.data, cfg.crop)
+    print(f"{len(images)} training images in memory ({skipped} smaller than {cfg.crop} skipped), "
+          f"loaded in {time.monotonic() - t0:.0f} s; training on {hardware(device)}", file=sys.stderr)
+    return images, CropSampler(images, cfg.crop, cfg.batch, device, cfg.seed + step)
 
 
 class CropSampler:

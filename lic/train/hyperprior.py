@@ -11,7 +11,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -24,9 +24,10 @@ from lic.codecs.hyperprior import HyperpriorCodec, MeanScaleHyperprior, export
 from lic.eval import metrics
 from lic.imageio import load_image
 from lic.train.common import (
-    Budget, JsonLog, autocast, hardware, load_checkpoint, load_weights, pick_device, save_checkpoint, save_weights,
+    Budget, JsonLog, RunConfig, autocast, hardware, load_checkpoint, load_weights, pick_device, place,
+    save_checkpoint, save_weights,
 )
-from lic.train.data import CropSampler, image_files, load_images
+from lic.train.data import image_files, training_data
 
 #: CompressAI's MSE lambda ladder (quality 1..8).
 LAMBDAS_MSE = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
@@ -34,10 +35,8 @@ LAMBDAS_MSE = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483,
 LAMBDAS_MSSSIM = {1: 2.40, 2: 4.58, 3: 8.73, 4: 16.64, 5: 31.73, 6: 60.50, 7: 115.37, 8: 220.0}
 
 
-@dataclass
-class HyperpriorTrainConfig:
-    data: list[str]
-    out: str
+@dataclass(kw_only=True)
+class HyperpriorTrainConfig(RunConfig):
     quality: int = 3
     lmbda: float | None = None  # default: the ladder's value for `quality`
     metric: str = "mse"  # or "ms-ssim"
@@ -45,21 +44,10 @@ class HyperpriorTrainConfig:
     M: int = 192
     steps: int = 100_000
     batch: int = 8
-    crop: int = 256
     lr: float = 1e-4
     aux_lr: float = 1e-3
-    decay_at: float = 0.9  # lr x0.1 after this fraction of the steps
-    val_dir: str | None = None
-    val_images: int = 4
     val_every: int = 1000
-    save_every: int = 500
-    max_minutes: float | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    init: str | None = None  # checkpoint to start from (fine-tuning a neighbour quality)
     name: str = "hyperprior"
-    command: str = field(default_factory=lambda: " ".join(sys.argv))
 
     def resolved_lambda(self) -> float:
         ladder = LAMBDAS_MSE if self.metric == "mse" else LAMBDAS_MSSSIM
@@ -133,15 +121,8 @@ def train(cfg: HyperpriorTrainConfig) -> dict:
         model.load_state_dict(load_weights(Path(cfg.init)))
         print(f"initialised from {cfg.init}", file=sys.stderr)
 
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = True
-    t0 = time.monotonic()
-    images, skipped = load_images(cfg.data, cfg.crop)
-    sampler = CropSampler(images, cfg.crop, cfg.batch, device, cfg.seed + step)
-    print(f"{len(images)} training images in memory ({skipped} smaller than {cfg.crop} skipped), "
-          f"loaded in {time.monotonic() - t0:.0f} s; training on {hardware(device)}", file=sys.stderr)
+    place(device, model)
+    images, sampler = training_data(cfg, device, step)
     calibration = _calibration_batch(images)
     val_images = image_files(Path(cfg.val_dir))[: cfg.val_images] if cfg.val_dir else []
     log = JsonLog(out / "log.jsonl")

@@ -21,7 +21,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -31,23 +31,22 @@ from tqdm import tqdm
 
 from lic.codecs.vq_model import VQArchitecture, VQAutoencoder
 from lic.train import gan
-from lic.train.common import Budget, JsonLog, autocast, hardware, load_checkpoint, pick_device, save_checkpoint
-from lic.train.data import CropSampler, image_files, load_images
+from lic.train.common import (
+    Budget, JsonLog, RunConfig, autocast, hardware, load_checkpoint, load_weights, pick_device, place,
+    save_checkpoint, save_weights,
+)
+from lic.train.data import image_files, load_images, training_data
 
-@dataclass
-class VQTrainConfig:
-    data: list[str]
-    out: str
-    channels: tuple[int, ...] = (32, 64, 128, 256)
-    blocks: tuple[int, ...] = (1, 1, 2, 2)
+@dataclass(kw_only=True)
+class VQTrainConfig(RunConfig):
+    channels: tuple[int, ...] = (32, 64, 128, 192)  # 3.0 M parameters: 7.3 MB with all levels
+    blocks: tuple[int, ...] = (1, 1, 1, 1)
     code_dim: int = 16
     codebook_size: int = 4096
     levels: int = 8  # level L keeps K = 2**(L + 4) codes: 32 ... 4096
     steps: int = 40_000
     batch: int = 16
-    crop: int = 256
     lr: float = 2e-4
-    decay_at: float = 0.9  # lr x0.1 after this fraction of the steps
     l1_weight: float = 1.0
     msssim_weight: float = 1.0
     lpips_weight: float = 0.0
@@ -62,16 +61,8 @@ class VQTrainConfig:
     context_rank: int = 8
     context_epochs: int = 8
     stats_images: int = 0  # training images whose index maps fit the entropy model (0: all)
-    val_dir: str | None = None
-    val_images: int = 4
     val_every: int = 2000
-    save_every: int = 500
-    max_minutes: float | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
     name: str = "vq"
-    command: str = field(default_factory=lambda: " ".join(sys.argv))
 
     def __post_init__(self) -> None:
         self.arch  # validates channels and blocks
@@ -108,6 +99,17 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, cfg: VQTrainConfig
         total = total + cfg.lpips_weight * out["lpips"]
     out["rec"] = total
     return out
+
+
+def lpips_loss(device: torch.device) -> torch.nn.Module:
+    """LPIPS (VGG) as a frozen loss, from weights already in the torch cache (never fetched)."""
+    from lic.errors import InputError
+    from lic.eval.perceptual import backbone_checkpoint, lpips_network
+
+    path = backbone_checkpoint("vgg")
+    if not path.is_file():
+        raise InputError(f"--lpips-weight needs the VGG-16 weights at {path} (lic never downloads them)")
+    return lpips_network("vgg", path).requires_grad_(False).to(device)
 
 
 class UsageMeter:
@@ -154,28 +156,21 @@ def train(cfg: VQTrainConfig) -> dict:
         disc_opt.load_state_dict(state["disc_opt"])
         torch.set_rng_state(state["torch_rng"])
         print(f"resuming {ckpt_path} at step {state['step']} ({len(state['levels'])} levels done)", file=sys.stderr)
-    model.to(device)
-    disc.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-        disc.to(memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = True
+    elif cfg.init:
+        model.load_state_dict(load_weights(Path(cfg.init)))
+        print(f"initialised from {cfg.init}", file=sys.stderr)
+    place(device, model, disc)
     lpips = None
     if cfg.lpips_weight > 0:
-        from lic.train.perceptual import load_lpips
+        lpips = lpips_loss(device)
 
-        lpips = load_lpips(device)
-
-    t0 = time.monotonic()
-    images, skipped = load_images(cfg.data, cfg.crop)
-    sampler = CropSampler(images, cfg.crop, cfg.batch, device, cfg.seed + state["step"])
-    print(f"{len(images)} training images in memory ({skipped} smaller than {cfg.crop} skipped), "
-          f"loaded in {time.monotonic() - t0:.0f} s; training on {hardware(device)}", file=sys.stderr)
+    images, sampler = training_data(cfg, device, state["step"])
     val_images = image_files(Path(cfg.val_dir))[: cfg.val_images] if cfg.val_dir else []
     log = JsonLog(out / "log.jsonl")
     budget = Budget(cfg.max_minutes, state["elapsed"])
 
     def checkpoint() -> None:
+        save_weights(out / "weights.safetensors", model)
         state.update(model=model.state_dict(), disc=disc.state_dict(), opt=opt.state_dict(),
                      disc_opt=disc_opt.state_dict(), elapsed=budget.elapsed,
                      torch_rng=torch.get_rng_state(), config=json.dumps(asdict(cfg)))

@@ -50,7 +50,7 @@ class _FloatContextModel(torch.nn.Module):
 
 
 def fit_context_model(index_maps: list[np.ndarray], k: int, rank: int = 8, epochs: int = 8, seed: int = 0,
-                      device: torch.device = torch.device("cpu"), batch: int = 4096, min_steps: int = 300) -> IndexContextModel:
+                      device: torch.device = torch.device("cpu"), batch: int = 4096, min_steps: int = 0) -> IndexContextModel:
     """The integer context model of one level from its index maps (any sizes). Training
     runs `epochs` passes over the data, but at least `min_steps` steps (0 epochs: the
     static prior alone)."""

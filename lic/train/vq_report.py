@@ -22,6 +22,7 @@ from lic.api import decode_with, encode_with, to_tensor
 from lic.codecs.base import pad_to_multiple
 from lic.entropy import encode_symbols
 from lic.eval import metrics
+from lic.eval.perceptual import WEIGHT_FREE
 from lic.imageio import load_image
 from lic.models import load_codec, read_model_file
 from lic.train.data import image_files
@@ -32,6 +33,10 @@ def static_bits(indices: np.ndarray, codec) -> int:
     encoder = constriction.stream.queue.RangeEncoder()
     encode_symbols(encoder, indices.ravel(), np.zeros(indices.size, np.int64), codec.contexts[codec.level].static)
     return 32 * encoder.get_compressed().size
+
+
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def measure(model_path: Path, images: list[Path], levels: list[int] | None = None) -> dict:
@@ -62,6 +67,7 @@ def measure(model_path: Path, images: list[Path], levels: list[int] | None = Non
                 "uncoded_index_bpp": indices.size * math.log2(base.sizes[level]) / pixels,
                 "psnr": metrics.psnr(source.rgb, decoded.rgb),
                 "ms_ssim": metrics.ms_ssim(source.rgb, decoded.rgb) if min(source.rgb.shape[:2]) > 160 else float("nan"),
+                **{name: _number(metric(source.rgb, decoded.rgb)) for name, metric in WEIGHT_FREE.items()},
                 "encode_s": t_enc, "decode_s": t_dec,
             })
         mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
@@ -82,10 +88,12 @@ def main() -> None:
     args = parser.parse_args()
     paths = [f for p in args.images for f in (image_files(p) if p.is_dir() else [p])]
     report = measure(args.model, paths, args.levels)
-    print(f"{'level':>5} {'K':>5} {'bpp':>8} {'log2K/256':>9} {'static':>7} {'context':>7} {'PSNR':>6} {'MS-SSIM':>7} {'dec s':>6}")
+    print(f"{'level':>5} {'K':>5} {'bpp':>8} {'log2K/256':>9} {'static':>7} {'context':>7} {'PSNR':>6} {'MS-SSIM':>7} "
+          f"{'DSS':>6} {'HaarPSI':>7} {'GMSD':>6} {'dec s':>6}")
     for level, r in report["levels"].items():
         print(f"{level:>5} {r['K']:>5} {r['bpp']:>8.4f} {r['nominal_bpp']:>9.4f} {r['static_saving']:>7.1%} "
-              f"{r['context_saving']:>7.1%} {r['psnr']:>6.2f} {r['ms_ssim']:>7.4f} {r['decode_s']:>6.2f}")
+              f"{r['context_saving']:>7.1%} {r['psnr']:>6.2f} {r['ms_ssim']:>7.4f} {r['dss']:>6.3f} {r['haarpsi']:>7.3f} "
+              f"{r['gmsd']:>6.3f} {r['decode_s']:>6.2f}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -1,0 +1,123 @@
+"""VQ codec for extreme rates (about 0.015-0.05 bpp): codebook indices are the bitstream.
+
+After "Extreme Image Compression using Fine-tuned VQGANs" (Mao et al., DCC 2024), with a
+VQ autoencoder trained here (`lic.codecs.vq_model`):
+
+Encoder:   x --encoder--> z (one vector per 16x16 block) --nearest code of level L--> indices
+Bitstream: the index map, entropy coded by the level's integer context model
+           (`lic.entropy.index_context`): 3 passes, each conditioned on decoded neighbours.
+Decoder:   indices --codebook of level L--> codes --decoder--> x_hat
+
+Rate levels (the header's quality byte) differ only in the codebook: level L uses a
+k-means-reduced codebook of K = 2**(L+4) codes (`lic.train.vq_levels`), so before entropy
+coding an image costs log2(K)/256 bits per pixel. One model file holds all levels.
+
+Determinism: the encoder's choices need not be reproducible (the decoder only reads
+indices). What the decoder derives -- the probability of every index -- comes from integer
+tables and exact integer arithmetic, and a digest of it is in the header's check field, so
+the index map decodes identically on every machine. The pixels are a different matter: the
+synthesis network runs in float32 on the CPU (oneDNN), five times faster than float64 here
+(about 2 s instead of 9 s for a Kodak image on two cores). oneDNN's kernels do not split
+their sums across threads, so the pixels are identical for any thread count and process on
+one machine; another CPU family, or a GPU (where it runs in float64, never TF32), may round
+a rare pixel to the neighbouring grey level. A decoding error of that kind stays local,
+unlike an entropy-decoding error.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lic.codecs.base import Encoded
+from lic.codecs.vq_model import STRIDE, Decoder, Encoder, VQArchitecture, VQAutoencoder, nearest_code
+from lic.entropy.index_context import IndexContextModel
+from lic.errors import DeterminismError, FormatError, ModelError
+
+
+def _float_weights(prefix: str, module: torch.nn.Module) -> dict[str, Tensor]:
+    """Convolutions in float16 (half the file, no visible change); norms in float32."""
+    out = {}
+    for name, value in module.state_dict().items():
+        dtype = torch.float16 if value.ndim == 4 else torch.float32
+        out[f"{prefix}.{name}"] = value.detach().to("cpu", dtype).contiguous()
+    return out
+
+
+def export(model: VQAutoencoder, codebooks: dict[int, Tensor], contexts: dict[int, IndexContextModel]) -> dict[str, Tensor]:
+    """The tensors of a model file: networks, one codebook and one context model per level."""
+    tensors = _float_weights("encoder", model.encoder)
+    tensors.update(_float_weights("decoder", model.decoder))
+    for level, codebook in codebooks.items():
+        tensors[f"codebook.{level}"] = codebook.detach().to("cpu", torch.float16).contiguous()
+        tensors.update(contexts[level].to_tensors(f"context.{level}"))
+    return tensors
+
+
+def _load(module: torch.nn.Module, tensors: dict[str, Tensor], prefix: str) -> None:
+    start = f"{prefix}."
+    module.load_state_dict({k[len(start):]: v.float() for k, v in tensors.items() if k.startswith(start)})
+
+
+class VQCodec:
+    """Runs an exported VQ model at one level; `for_quality` selects another level."""
+
+    codec_id: ClassVar[int] = 2
+    family: ClassVar[str] = "vq"
+    stride = STRIDE
+
+    def __init__(self, tensors: dict[str, Tensor], config: dict, device: torch.device) -> None:
+        arch = VQArchitecture.from_config(config)
+        self.device = device
+        self.encoder = Encoder(arch)
+        _load(self.encoder, tensors, "encoder")
+        self.encoder.to(device).eval()
+        decoder = Decoder(arch)
+        _load(decoder, tensors, "decoder")
+        self.dtype = torch.float64 if device.type == "cuda" else torch.float32
+        self.decoder = decoder.to(device, self.dtype).eval()
+        self.sizes = {int(level): int(k) for level, k in config["levels"].items()}
+        self.codebooks = {level: tensors[f"codebook.{level}"] for level in self.sizes}
+        self.contexts = {level: IndexContextModel.from_tensors(tensors, f"context.{level}") for level in self.sizes}
+        self.level = int(config["quality"])
+
+    def for_quality(self, quality: int) -> "VQCodec":
+        """The same networks with the codebook and entropy model of level `quality`."""
+        if quality not in self.sizes:
+            raise ModelError(f"this vq model has no level {quality} (levels {min(self.sizes)}..{max(self.sizes)})")
+        view = copy.copy(self)
+        view.level = quality
+        return view
+
+    @torch.no_grad()
+    def analyse(self, x: Tensor) -> np.ndarray:
+        """The index map [H/16, W/16] the encoder chooses at this level."""
+        z = self.encoder(x.to(self.device, torch.float32))
+        return nearest_code(z, self.codebooks[self.level].to(self.device, torch.float32))[0].cpu().numpy()
+
+    def encode(self, x: Tensor) -> Encoded:
+        stream, digest = self.contexts[self.level].encode(self.analyse(x))
+        return Encoded([stream], digest)
+
+    def decode_indices(self, encoded: Encoded, height: int, width: int) -> np.ndarray:
+        if len(encoded.streams) != 1:
+            raise FormatError("a vq payload holds exactly one stream")
+        indices, digest = self.contexts[self.level].decode(encoded.streams[0], height // STRIDE, width // STRIDE)
+        if digest != encoded.check:
+            raise DeterminismError(
+                "this machine derived different entropy parameters than the encoder "
+                "(index-context digest mismatch); the file cannot be decoded here"
+            )
+        return indices
+
+    @torch.no_grad()
+    def synthesise(self, indices: np.ndarray) -> Tensor:
+        codes = self.codebooks[self.level].to(self.dtype)[torch.from_numpy(indices)]
+        return self.decoder(codes.permute(2, 0, 1)[None].to(self.device)).cpu()
+
+    def decode(self, encoded: Encoded, height: int, width: int) -> Tensor:
+        return self.synthesise(self.decode_indices(encoded, height, width))
