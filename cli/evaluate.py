@@ -119,3 +119,38 @@ def plot(
     typer.echo("\n".join(str(p) for p in written))
     if anchor is not None:
         typer.echo("\n" + _bd_report(measured + published, anchor))
+
+
+@app.command(
+    epilog=(
+        "Example (the VQ codec against downscaled AVIF and WebP, where BD-rate has no overlap):\n\n"
+        "  lic compare eval/results/kodak/lic-vq.json eval/results/kodak/{avif,webp}-down{2,4}.json\n\n"
+        "    --metric ms-ssim-rgb --metric dss --metric haarpsi -o eval/results/kodak/vq-vs-downscaled.md"
+    )
+)
+@user_errors
+def compare(
+    test: Path = typer.Argument(..., help="The curve JSON of the codec under test."),
+    baselines: list[Path] = typer.Argument(..., help="Baseline curve JSONs, or folders of them."),
+    metric: list[str] = typer.Option(["psnr-rgb", "ms-ssim-rgb"], "--metric", help="Metrics to compare (repeatable)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the table here (markdown)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite --output."),
+) -> None:
+    """Each point of a curve against the best baseline at the same bpp (interpolated)."""
+    from lic.eval.envelope import compare as compare_curves, format_table
+    from lic.eval.results import METRICS, read_curve
+    from lic.files import atomic_write, check_writable
+
+    unknown = [m for m in metric if m not in METRICS]
+    if unknown:
+        raise InputError(f"unknown metric '{unknown[0]}' (choose from {', '.join(METRICS)})")
+    if output is not None:
+        check_writable(output, force)
+    tested = read_curve(test)
+    others = [read_curve(p) for p in expand_inputs(baselines, {".json"}, ".json curves") if p.resolve() != test.resolve()]
+    table = format_table(tested, compare_curves(tested, others, metric), metric)
+    table += (f"\nBest of {', '.join(c.name for c in others)} at each bpp, interpolated linearly in bpp; "
+              "n/a where no baseline reaches that bpp.\n")
+    if output is not None:
+        atomic_write(output, table.encode(), force)
+    typer.echo(table)

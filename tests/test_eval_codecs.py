@@ -82,3 +82,13 @@ def test_lic_codec_from_the_zoo_and_from_a_folder(zoo):
         assert codec.name == "lic-hyperprior" and codec.qualities == (1, 2)
         data = codec.encode(IMAGE, 2)
         assert codec.decode(data).shape == IMAGE.shape
+
+
+def test_crop_figure_finds_the_downscaled_avif_nearest_in_size():
+    from lic.eval.crops import avif_near
+
+    rgb = photo_like(128, 160)
+    coded = avif_near(rgb, 600)
+    assert coded.rgb.shape == rgb.shape and coded.bytes <= 660 and "AVIF 1/" in coded.label
+    with pytest.raises(ValueError, match="as small as"):
+        avif_near(rgb, 10)

@@ -9,7 +9,7 @@ beyond that comes from the decoder. Choices, and why:
   statistics do not depend on the image size, so a model trained on crops behaves the same
   on a full photo.
 - The outermost 2x resampling is a pixel (un)shuffle instead of a full-resolution
-  convolution: full-resolution layers dominate the float64 decode time for little gain.
+  convolution: full-resolution layers dominate the decode time for little gain.
 - Codes are low-dimensional and L2-normalised (cosine-similarity VQ, as in ViT-VQGAN),
   initialised by k-means, updated by EMA, with dead codes restarted from the batch and the
   rotation trick for gradients (`vector_quantize_pytorch.VectorQuantize`). These keep a
