@@ -5,7 +5,7 @@ invents texture, downscaled AVIF blurs. This figure shows both on the same crop,
 rate of the real file it comes from (whole-file bytes per full-resolution pixel):
 
     python -m lic.eval.crops ../shared/data/kodak/kodim23.png ../shared/data/kodak/kodim14.png \\
-        --model vq --level 4 --out eval/results/vq-crops.png
+        --model vq --level 4 --out eval/results/kodak/crops/vq-crops.png
 
 For each image the AVIF file is the downscaled AVIF (1/2, 1/4 or 1/8 size, any quality) whose
 size is closest to the VQ file's without exceeding it by more than 10%.
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--model", default="vq", help="zoo name or path of a vq model file")
     parser.add_argument("--level", type=int, default=4, help="the VQ level (quality) to show")
     parser.add_argument("--crop", type=int, default=256, help="side of the centre crop in pixels")
-    parser.add_argument("--out", type=Path, default=Path("eval/results/vq-crops.png"))
+    parser.add_argument("--out", type=Path, default=Path("eval/results/kodak/crops/vq-crops.png"))
     parser.add_argument("--json", type=Path, help="also write the per-image rates and metrics here")
     args = parser.parse_args()
     rows = crop_figure(args.images, args.model, args.level, args.out, args.crop)

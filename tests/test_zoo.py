@@ -1,0 +1,79 @@
+"""The shipped models: present, loadable, and a real quality ladder."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import lic
+from lic import models
+from lic.cli import app
+from lic.eval.metrics import psnr
+from lic.imageio import load_image
+from tests.conftest import DATA, SAMPLES, needs_data
+
+LADDER = [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+def _hyperprior_qualities():
+    return [m.quality for m in models.available() if m.name == "hyperprior"]
+
+
+def test_the_hyperprior_ladder_ships():
+    assert _hyperprior_qualities() == LADDER
+    for m in models.available():
+        assert m.path.stat().st_size < 8e6, f"{m.path.name} is too big to ship"
+        assert m.path.with_name(f"{m.name}.md").is_file(), f"{m.name} has no model card"
+
+
+def _ladder(path, model="hyperprior"):
+    source = load_image(path)
+    points = []
+    for q in LADDER:
+        data = lic.compress(path, quality=q, model=model)
+        decoded = load_image(lic.decompress(data))
+        points.append((8 * len(data) / (source.width * source.height), psnr(source.rgb, decoded.rgb)))
+    return points
+
+
+def _assert_monotonic(points):
+    bpp, quality = zip(*points)
+    assert all(a < b for a, b in zip(bpp, bpp[1:])), bpp
+    assert all(a < b for a, b in zip(quality, quality[1:])), quality
+
+
+def test_sample_image_ladder_is_monotonic():
+    _assert_monotonic(_ladder(SAMPLES / "landscape.png"))
+
+
+@needs_data
+def test_kodak_ladder_is_monotonic():
+    points = _ladder(DATA / "kodak" / "kodim23.png")
+    _assert_monotonic(points)
+    assert points[-1][1] > 28, "q8 should be well above 28 dB on kodim23"
+
+
+def test_the_vq_model_ships_eight_levels():
+    (vq,) = [m for m in models.available() if m.name == "vq"]
+    assert vq.qualities == tuple(LADDER)
+
+
+@needs_data
+def test_vq_levels_give_increasing_extreme_rates():
+    bpp = [b for b, _ in _ladder(DATA / "kodak" / "kodim01.png", "vq")]
+    assert all(a < b for a, b in zip(bpp, bpp[1:])), bpp
+    assert 0.01 <= bpp[0] and bpp[-1] <= 0.05, bpp
+
+
+def test_readme_quick_start_works_on_a_fresh_checkout(tmp_path):
+    image = tmp_path / "landscape.png"
+    image.write_bytes((SAMPLES / "landscape.png").read_bytes())
+    runner = CliRunner()
+    r = runner.invoke(app, ["encode", str(image), "-q", "3"])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(app, ["info", str(tmp_path / "landscape.lic")]).exit_code == 0
+    r = runner.invoke(app, ["decode", str(tmp_path / "landscape.lic")])
+    assert r.exit_code == 0, r.output
+    decoded = np.asarray(load_image(tmp_path / "landscape.decoded.png").rgb)
+    assert decoded.shape == load_image(image).rgb.shape
+    r = runner.invoke(app, ["models"])
+    assert r.exit_code == 0 and "hyperprior" in r.output
