@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lic.errors import LicError
 from lic.eval.baselines import BASELINES, Downscaled
 
 #: Downscaled AVIF candidates: the harness's two, and 1/8 size for the lowest rates.
@@ -119,7 +120,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("eval/results/kodak/crops/vq-crops.png"))
     parser.add_argument("--json", type=Path, help="also write the per-image rates and metrics here")
     args = parser.parse_args()
-    rows = crop_figure(args.images, args.model, args.level, args.out, args.crop)
+    try:
+        rows = crop_figure(args.images, args.model, args.level, args.out, args.crop)
+    except (LicError, ValueError) as e:
+        parser.error(str(e))  # one line and exit status 2, no traceback
     for r in rows:
         print(f"{r['image']}: " + "  ".join(
             f"{k} {r[k]['bpp']:.4f} bpp DSS {r[k]['dss']:.3f} HaarPSI {r[k]['haarpsi']:.3f} MS-SSIM {r[k]['ms_ssim']:.3f}"
