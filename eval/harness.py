@@ -115,7 +115,11 @@ def list_images(folder: Path) -> list[Path]:
     readable = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
     images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in readable)
     if not images:
-        raise InputError(f"{folder}: no images in this folder")
+        # Datasets often unpack into one more level (clic/professional_valid/...): say where.
+        nested = sorted(d.name for d in folder.iterdir() if d.is_dir() and any(
+            f.is_file() and f.suffix.lower() in readable for f in d.iterdir()))
+        hint = f" (subfolders are not searched; images are in {', '.join(nested)})" if nested else ""
+        raise InputError(f"{folder}: no images in this folder{hint}")
     return images
 
 

@@ -111,5 +111,12 @@ def test_force_redoes_everything_and_foreign_curves_are_protected(dataset, tmp_p
 
 
 def test_empty_dataset_is_a_user_error(tmp_path):
-    with pytest.raises(InputError, match="no images"):
+    with pytest.raises(InputError, match="no images in this folder$"):
+        run(tmp_path, tmp_path / "out")
+
+
+def test_nested_dataset_error_names_the_subfolder(tmp_path):
+    (tmp_path / "valid").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "valid" / "a.png")
+    with pytest.raises(InputError, match=r"subfolders are not searched; images are in valid\)"):
         run(tmp_path, tmp_path / "out")
