@@ -51,7 +51,7 @@ def evaluate(
     """Measure rate (real file bytes), PSNR, Y-PSNR, MS-SSIM, LPIPS and times per image and quality."""
     from lic.eval import perceptual as perceptual_metrics
     from lic.eval.codecs import resolve
-    from lic.eval.harness import MetricSet, evaluate as run
+    from lic.eval.harness import MetricSet, evaluate as run, list_images
     from lic.eval.results import read_curve
     from lic.files import atomic_write
 
@@ -60,6 +60,7 @@ def evaluate(
         raise InputError(f"unknown metric '{unknown[0]}' (choose from {', '.join(perceptual_metrics.WEIGHT_FREE)})")
     weight_free = tuple(perceptual_metrics.WEIGHT_FREE) if perceptual else tuple(dict.fromkeys(metric))
     resolved = [resolve(name, device) for name in dict.fromkeys(codecs)]
+    list_images(dataset)  # a wrong folder fails before any note is printed
     lpips = perceptual_metrics.backbone_checkpoint().is_file()
     if not lpips:
         typer.echo(f"lic: note: {perceptual_metrics.missing_backbone_note()}", err=True)
