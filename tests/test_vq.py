@@ -14,9 +14,10 @@ import lic
 from lic import bitstream
 from lic.api import decode_with, encode_with, to_tensor
 from lic.codecs.base import pad_to_multiple
-from lic.codecs.vq import export
+from lic.codecs.base import Encoded
+from lic.codecs.vq import FIXED_LENGTH, export
 from lic.codecs.vq_model import VQArchitecture, VQAutoencoder
-from lic.entropy.index_context import IndexContextModel, static_table
+from lic.entropy.index_context import IndexContextModel, pack_fixed_length, static_table, unpack_fixed_length
 from lic.errors import DeterminismError, FormatError, ModelError
 from lic.imageio import load_image
 from lic.models import load_codec, save_model_file
@@ -105,6 +106,39 @@ def test_context_tables_are_deterministic():
     assert np.array_equal(rows[5:9], a.frequencies(maps[0], positions[5:9], 2))
 
 
+@pytest.mark.parametrize("bits, shape", [(1, (1, 1)), (5, (3, 7)), (12, (32, 48)), (16, (2, 3))])
+def test_fixed_length_roundtrip(bits, shape):
+    indices = np.random.default_rng(bits).integers(0, 1 << bits, shape)
+    data = pack_fixed_length(indices, bits)
+    assert len(data) == (indices.size * bits + 7) // 8
+    assert np.array_equal(unpack_fixed_length(data, shape, bits), indices)
+    with pytest.raises(ValueError):
+        unpack_fixed_length(data + b"\0", shape, bits)
+    with pytest.raises(ValueError):
+        pack_fixed_length(indices + (1 << bits), bits)
+
+
+def test_codec_writes_the_shorter_index_coding(codec, image):
+    """A map the context model codes badly (noise) falls back to fixed length; either way the
+    stream is never longer than log2(K) bits per index plus the mode byte."""
+    noise = np.random.default_rng(3).random((1, 3, 160, 160)).astype(np.float32)
+    for x in (pad_to_multiple(to_tensor(image), codec.stride)[0], torch.from_numpy(noise)):
+        for level in SIZES:
+            c = codec.for_quality(level)
+            indices = c.analyse(x)
+            encoded = c.encode(x)
+            context = len(c.contexts[level].encode(indices)[0])
+            fixed = len(pack_fixed_length(indices, c.index_bits))
+            assert len(encoded.streams[0]) == 1 + min(context, fixed)
+            assert np.array_equal(c.decode_indices(encoded, *x.shape[-2:]), indices)
+    forced = Encoded([bytes([FIXED_LENGTH]) + pack_fixed_length(indices, c.index_bits)], bytes(4))
+    assert np.array_equal(c.decode_indices(forced, *x.shape[-2:]), indices)
+    for bad in (Encoded([forced.streams[0][:-1]], bytes(4)), Encoded(forced.streams, b"\1\0\0\0"),
+                Encoded([b"\7" + forced.streams[0][1:]], bytes(4))):
+        with pytest.raises(FormatError):
+            c.decode_indices(bad, *x.shape[-2:])
+
+
 def test_static_table_is_a_valid_cdf():
     table = static_table(np.array([0, 5, 100, 1, 0]))
     freq = table.pmf(0)
@@ -175,8 +209,12 @@ def test_garbage_streams_with_a_valid_crc_are_refused(vq_model, image):
         lic.decompress(bytes(data), model=str(vq_model))
 
 
-def test_a_decoder_deriving_other_probabilities_stops(vq_model, image):
-    data = with_other_check(lic.compress(image, quality=2, model=str(vq_model)))
+def test_a_decoder_deriving_other_probabilities_stops(vq_model, image, monkeypatch):
+    # The untrained test model's context coding loses to fixed length: make it win.
+    monkeypatch.setattr("lic.codecs.vq.pack_fixed_length", lambda indices, bits: bytes(1 << 16))
+    data = lic.compress(image, quality=2, model=str(vq_model))
+    assert bitstream.unpack(data)[1][0][0] == 0  # mode byte: context coded
+    data = with_other_check(data)
     with pytest.raises(DeterminismError, match="different entropy parameters"):
         lic.decompress(data, model=str(vq_model))
 

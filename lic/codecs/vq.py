@@ -4,8 +4,15 @@ After "Extreme Image Compression using Fine-tuned VQGANs" (Mao et al., DCC 2024)
 VQ autoencoder trained here (`lic.codecs.vq_model`):
 
 Encoder:   x --encoder--> z (one vector per 16x16 block) --nearest code of level L--> indices
-Bitstream: the index map, entropy coded by the level's integer context model
-           (`lic.entropy.index_context`): 3 passes, each conditioned on decoded neighbours.
+Bitstream: one stream: a mode byte, then the index map
+             mode 0: entropy coded by the level's integer context model
+                     (`lic.entropy.index_context`): 3 passes, each conditioned on decoded
+                     neighbours; the header's check field holds the digest of its tables
+             mode 1: fixed length, ceil(log2 K) bits per index, row-major, MSB first;
+                     check field 0
+           The encoder writes whichever is shorter, so a file never costs more than
+           log2(K) bits per block plus a few bytes, even where an image is unlike the
+           training set and the context model predicts worse than no model.
 Decoder:   indices --codebook of level L--> codes --decoder--> x_hat
 
 Rate levels (the header's quality byte) differ only in the codebook: level L uses a
@@ -35,8 +42,12 @@ from torch import Tensor
 
 from lic.codecs.base import Encoded
 from lic.codecs.vq_model import STRIDE, Decoder, Encoder, VQArchitecture, VQAutoencoder, nearest_code
-from lic.entropy.index_context import IndexContextModel
+from lic.entropy.index_context import IndexContextModel, pack_fixed_length, unpack_fixed_length
 from lic.errors import DeterminismError, FormatError, ModelError
+
+
+CONTEXT_CODED, FIXED_LENGTH = 0, 1  # the index stream's mode byte
+_FIXED_CHECK = bytes(4)  # fixed-length coding derives no parameters
 
 
 def _float_weights(prefix: str, module: torch.nn.Module) -> dict[str, Tensor]:
@@ -99,14 +110,35 @@ class VQCodec:
         z = self.encoder(x.to(self.device, torch.float32))
         return nearest_code(z, self.codebooks[self.level].to(self.device, torch.float32))[0].cpu().numpy()
 
+    @property
+    def index_bits(self) -> int:
+        """Bits per index in fixed-length mode."""
+        return max(1, (self.sizes[self.level] - 1).bit_length())
+
     def encode(self, x: Tensor) -> Encoded:
-        stream, digest = self.contexts[self.level].encode(self.analyse(x))
-        return Encoded([stream], digest)
+        indices = self.analyse(x)
+        stream, digest = self.contexts[self.level].encode(indices)
+        fixed = pack_fixed_length(indices, self.index_bits)
+        if len(fixed) < len(stream):
+            return Encoded([bytes([FIXED_LENGTH]) + fixed], _FIXED_CHECK)
+        return Encoded([bytes([CONTEXT_CODED]) + stream], digest)
 
     def decode_indices(self, encoded: Encoded, height: int, width: int) -> np.ndarray:
-        if len(encoded.streams) != 1:
-            raise FormatError("a vq payload holds exactly one stream")
-        indices, digest = self.contexts[self.level].decode(encoded.streams[0], height // STRIDE, width // STRIDE)
+        if len(encoded.streams) != 1 or not encoded.streams[0]:
+            raise FormatError("a vq payload holds exactly one non-empty stream")
+        mode, payload = encoded.streams[0][0], encoded.streams[0][1:]
+        shape = (height // STRIDE, width // STRIDE)
+        if mode == FIXED_LENGTH:
+            try:
+                indices = unpack_fixed_length(payload, shape, self.index_bits)
+            except ValueError as e:
+                raise FormatError(str(e)) from None
+            if encoded.check != _FIXED_CHECK or indices.max(initial=0) >= self.sizes[self.level]:
+                raise FormatError("the fixed-length index stream is corrupted")
+            return indices
+        if mode != CONTEXT_CODED:
+            raise FormatError(f"unknown vq index-stream mode {mode}")
+        indices, digest = self.contexts[self.level].decode(payload, *shape)
         if digest != encoded.check:
             raise DeterminismError(
                 "this machine derived different entropy parameters than the encoder "

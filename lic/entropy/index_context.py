@@ -77,6 +77,25 @@ def static_table(counts: np.ndarray, precision: int = 16) -> CdfTables:
     return CdfTables(cdf, np.array([cdf.size], np.int32), np.array([0], np.int32), precision)
 
 
+def pack_fixed_length(indices: np.ndarray, bits: int) -> bytes:
+    """The index map at `bits` bits per index (row-major, most significant bit first): the
+    fallback for maps the context model would code in more bits than that."""
+    flat = np.asarray(indices, dtype=np.int64).ravel()
+    if flat.min(initial=0) < 0 or flat.max(initial=0) >= 1 << bits:
+        raise ValueError(f"index outside 0..{(1 << bits) - 1}")
+    planes = (flat[:, None] >> np.arange(bits - 1, -1, -1)) & 1
+    return np.packbits(planes.astype(np.uint8).ravel()).tobytes()
+
+
+def unpack_fixed_length(data: bytes, shape: tuple[int, int], bits: int) -> np.ndarray:
+    """Inverse of `pack_fixed_length`; a ValueError if `data` has the wrong length."""
+    count = shape[0] * shape[1]
+    if len(data) != (count * bits + 7) // 8:
+        raise ValueError("the fixed-length index stream has the wrong length")
+    planes = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: count * bits].reshape(count, bits)
+    return (planes.astype(np.int64) << np.arange(bits - 1, -1, -1)).sum(axis=1).reshape(shape)
+
+
 @dataclass(frozen=True, eq=False)
 class IndexContextModel:
     """The integer entropy model of one level's index maps (K codes)."""

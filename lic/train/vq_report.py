@@ -1,7 +1,8 @@
 """Real-bitstream measurements of an exported VQ model, level by level.
 
-For every level and image: the size of the .lic file (bpp), what the same indices would
-cost with the static per-level table alone and with no entropy coding (log2(K)/256 bpp),
+For every level and image: the size of the .lic file (bpp), what the same indices
+cost with the context model, with the static per-level table alone and with no entropy
+coding (log2(K)/256 bpp) -- the file holds the shorter of the first and the last --
 and PSNR / MS-SSIM of the decoded picture. Used for validation at the end of training and
 for the numbers in the model card (`python -m lic.train.vq_report MODEL IMAGES...`).
 """
@@ -59,7 +60,7 @@ def measure(model_path: Path, images: list[Path], levels: list[int] | None = Non
             t_dec = time.perf_counter() - t0
             x, _, _ = pad_to_multiple(to_tensor(source.rgb), codec.stride)
             indices = codec.analyse(x)
-            index_bits = 8 * len(streams[0])
+            index_bits = 8 * len(codec.contexts[level].encode(indices)[0])  # the context model alone
             rows.append({
                 "bpp": 8 * len(data) / pixels,
                 "index_bpp": index_bits / pixels,
