@@ -13,8 +13,7 @@ from PIL import Image
 import lic
 from lic import bitstream
 from lic.api import decode_with, encode_with, to_tensor
-from lic.codecs.base import pad_to_multiple
-from lic.codecs.base import Encoded
+from lic.codecs.base import Encoded, pad_to_multiple
 from lic.codecs.vq import FIXED_LENGTH, export
 from lic.codecs.vq_model import VQArchitecture, VQAutoencoder
 from lic.entropy.index_context import IndexContextModel, pack_fixed_length, static_table, unpack_fixed_length
@@ -122,6 +121,7 @@ def test_codec_writes_the_shorter_index_coding(codec, image):
     """A map the context model codes badly (noise) falls back to fixed length; either way the
     stream is never longer than log2(K) bits per index plus the mode byte."""
     noise = np.random.default_rng(3).random((1, 3, 160, 160)).astype(np.float32)
+    modes = set()
     for x in (pad_to_multiple(to_tensor(image), codec.stride)[0], torch.from_numpy(noise)):
         for level in SIZES:
             c = codec.for_quality(level)
@@ -131,6 +131,8 @@ def test_codec_writes_the_shorter_index_coding(codec, image):
             fixed = len(pack_fixed_length(indices, c.index_bits))
             assert len(encoded.streams[0]) == 1 + min(context, fixed)
             assert np.array_equal(c.decode_indices(encoded, *x.shape[-2:]), indices)
+            modes.add(encoded.streams[0][0])
+    assert FIXED_LENGTH in modes  # the fallback branch really ran
     forced = Encoded([bytes([FIXED_LENGTH]) + pack_fixed_length(indices, c.index_bits)], bytes(4))
     assert np.array_equal(c.decode_indices(forced, *x.shape[-2:]), indices)
     for bad in (Encoded([forced.streams[0][:-1]], bytes(4)), Encoded(forced.streams, b"\1\0\0\0"),
