@@ -188,10 +188,19 @@ def list_models() -> None:
     found = models.available()
     if not found:
         raise InputError("no models are installed")
-    typer.echo(f"{'name':<14}{'quality':>8}  {'family':<11}{'lambda':>9}  {'size':>9}  hash")
+    typer.echo(f"{'name':<14}{'quality':>8}  {'family':<11}{'lambda':>9}  {'size':>9}  {'hash':<9}weights")
     for m in found:
         lam = m.config.get("lambda")
         size = m.path.stat().st_size
         qualities = f"{m.qualities[0]}..{m.qualities[-1]}" if len(m.qualities) > 1 else str(m.quality)
         typer.echo(f"{m.name:<14}{qualities:>8}  {m.family:<11}{lam if lam is not None else '-':>9}  "
-                   f"{size / 1e6:>7.2f}MB  {m.hash.hex()}")
+                   f"{size / 1e6:>7.2f}MB  {m.hash.hex():<9}{_weight_bits(m.config)}")
+
+
+def _weight_bits(config: dict) -> str:
+    """'int8 x5, int6 x6, int4 x3' for mixed precision; 'float16' for float transforms."""
+    bits = config.get("weight_bits")
+    if not bits:
+        return "float16"
+    counts = {b: list(bits.values()).count(b) for b in sorted(set(bits.values()), reverse=True)}
+    return ", ".join(f"int{b} x{n}" for b, n in counts.items())

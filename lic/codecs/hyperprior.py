@@ -22,7 +22,10 @@ How decoding stays identical on every machine (the scheme the tests check):
 
 Training uses the float network (`MeanScaleHyperprior`) with CompressAI's layers and
 likelihoods; `export` turns a trained network into the tensors stored in a model file, and
-`HyperpriorCodec` runs those tensors.
+`HyperpriorCodec` runs those tensors. The transforms' convolution weights are stored either
+in float16 or, with mixed precision (`lic.quantization`, `lic quantize`), as per-channel
+integers of 4 to 8 bits chosen per layer; h_s's integer weights then use the chosen widths
+too. Integer weights are widened to float once, at load, so coding speed does not change.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
 import numpy as np
 import torch
@@ -44,6 +47,7 @@ from lic.codecs.base import Encoded
 from lic.entropy import CdfTables, decode_symbols, encode_symbols
 from lic.entropy.integer_net import IntegerNet, quantize_network
 from lic.errors import DeterminismError, FormatError, ModelError
+from lic.quantization.weights import QuantizedWeight, float_state
 
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
 SCALE_LOG_STEP = math.log(SCALE_MAX / SCALE_MIN) / (SCALE_LEVELS - 1)
@@ -107,23 +111,42 @@ class MeanScaleHyperprior(nn.Module):
         return self.entropy_bottleneck.loss()
 
 
-def _float_weights(model: MeanScaleHyperprior) -> dict[str, Tensor]:
-    """g_a, h_a, g_s weights: conv weights in float16 (half the size, no measurable RD
-    change), GDN parameters in float32 (they are small and sensitive)."""
+#: Every convolution of the transforms, by state-dict name: what mixed precision chooses bits for.
+QUANTIZABLE_LAYERS = (
+    "g_a.0", "g_a.2", "g_a.4", "g_a.6", "h_a.0", "h_a.2", "h_a.4",
+    "h_s.0", "h_s.2", "h_s.4", "g_s.0", "g_s.2", "g_s.4", "g_s.6",
+)
+_H_S_LAYERS = ("h_s.0", "h_s.2", "h_s.4")
+
+
+def _transform_weights(model: MeanScaleHyperprior, weight_bits: Mapping[str, int] | None) -> dict[str, Tensor]:
+    """g_a, h_a, g_s: conv weights in float16 (`weight_bits` None) or per-channel integers of
+    the given widths; biases in float16; GDN parameters in float32 (small and sensitive)."""
     out = {}
     for part in ("g_a", "h_a", "g_s"):
-        for name, value in getattr(model, part).state_dict().items():
+        module = getattr(model, part)
+        for name, value in module.state_dict().items():
+            key = f"{part}.{name}"
+            layer = key.rsplit(".", 1)[0]
+            if weight_bits is not None and name.endswith(".weight") and layer in weight_bits:
+                transposed = isinstance(module[int(name.split(".")[0])], nn.ConvTranspose2d)
+                out.update(QuantizedWeight.quantize(value, weight_bits[layer], int(transposed)).to_tensors(key))
+                continue
             is_gdn_param = name.endswith(("beta", "gamma", "pedestal"))
             dtype = torch.float32 if is_gdn_param else torch.float16
-            out[f"{part}.{name}"] = value.detach().to("cpu", dtype).contiguous()
+            out[key] = value.detach().to("cpu", dtype).contiguous()
     return out
 
 
 @torch.no_grad()
-def export(model: MeanScaleHyperprior, calibration: Tensor) -> dict[str, Tensor]:
-    """The tensors of a model file: float transforms, integer h_s, integer CDF tables.
+def export(
+    model: MeanScaleHyperprior, calibration: Tensor, weight_bits: Mapping[str, int] | None = None
+) -> dict[str, Tensor]:
+    """The tensors of a model file: transforms, integer h_s, integer CDF tables.
 
     calibration: a few images [B, 3, H, W] in [0, 1] to calibrate h_s's integer ranges.
+    weight_bits: bit width per layer of `QUANTIZABLE_LAYERS` (mixed precision); None keeps
+    float16 transforms and int8 h_s. h_s layers not named stay at 8 bits.
     """
     model = copy.deepcopy(model).to("cpu", torch.float32).eval()
     eb = model.entropy_bottleneck
@@ -137,9 +160,10 @@ def export(model: MeanScaleHyperprior, calibration: Tensor) -> dict[str, Tensor]
     z_hat = torch.round(z - medians.view(1, -1, 1, 1)) + medians.view(1, -1, 1, 1)
     M = model.M
     out_step = torch.cat([torch.ones(M), torch.full((M,), MEAN_STEP)]).double()
-    h_s = quantize_network(model.h_s, z_hat, Z_STEP, out_step, Z_INPUT_BOUND)
+    h_s_bits = [8 if weight_bits is None else weight_bits.get(name, 8) for name in _H_S_LAYERS]
+    h_s = quantize_network(model.h_s, z_hat, Z_STEP, out_step, Z_INPUT_BOUND, weight_bits=h_s_bits)
 
-    tensors = _float_weights(model)
+    tensors = _transform_weights(model, weight_bits)
     tensors.update(h_s.to_tensors("h_s"))
     tensors.update(CdfTables.from_compressai(eb).to_tensors("z_tables"))
     tensors.update(CdfTables.from_compressai(gc).to_tensors("y_tables"))
@@ -160,12 +184,8 @@ class HyperpriorCodec:
         self.quality = int(config["quality"])
         self.device = device
         net = MeanScaleHyperprior(N, M)
-        for part in ("g_a", "h_a", "g_s"):
-            module = getattr(net, part)
-            prefix = f"{part}."
-            module.load_state_dict(
-                {k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)}
-            )
+        for part in ("g_a", "h_a", "g_s"):  # integer weights are widened once, here
+            getattr(net, part).load_state_dict(float_state(tensors, part))
         self.g_a = net.g_a.to(device).eval()
         self.h_a = net.h_a.to(device).eval()
         self.g_s = net.g_s.to(device, torch.float64).eval()

@@ -17,16 +17,21 @@ such as FFT or Winograd would not be exact, which is why this always runs on the
 works at 1/64 of the image resolution and is cheap.)
 
 `quantize_network` converts a trained float network (conv/deconv layers with ReLU between
-them) by calibrating per-channel activation ranges on example inputs.
+them) by calibrating per-channel activation ranges on example inputs. Each layer's weights
+can use fewer than 8 bits (mixed precision, `lic.quantization`); they are then stored packed
+at that width and widened back to int8 at load, so the arithmetic above does not change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from lic.quantization.weights import pack_signed, unpack_signed
 
 #: Largest magnitude an accumulator may reach and still be exact in float64.
 _EXACT_LIMIT = 2**53
@@ -42,6 +47,7 @@ class IntegerLayer:
     padding: int
     output_padding: int
     clip: int | None  # QReLU upper bound, None for a linear output layer
+    weight_bits: int = 8  # |weight| <= 2**(weight_bits-1) - 1; stored packed below 8 bits
 
     def __call__(self, x: Tensor) -> Tensor:
         w = self.weight.to(torch.float64)
@@ -69,9 +75,14 @@ class IntegerLayer:
 
     def to_tensors(self, prefix: str) -> dict[str, Tensor]:
         geometry = [int(self.transposed), self.stride, self.padding, self.output_padding,
-                    -1 if self.clip is None else self.clip]
+                    -1 if self.clip is None else self.clip, self.weight_bits]
+        if self.weight_bits < 8:
+            weight = {f"{prefix}.weight.q": torch.from_numpy(pack_signed(self.weight.numpy(), self.weight_bits)),
+                      f"{prefix}.weight.shape": torch.tensor(self.weight.shape, dtype=torch.int64)}
+        else:
+            weight = {f"{prefix}.weight": self.weight.contiguous()}
         return {
-            f"{prefix}.weight": self.weight.contiguous(),
+            **weight,
             f"{prefix}.bias": self.bias.contiguous(),
             f"{prefix}.shift": self.shift.contiguous(),
             f"{prefix}.geometry": torch.tensor(geometry, dtype=torch.int64),
@@ -79,10 +90,18 @@ class IntegerLayer:
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, Tensor], prefix: str) -> "IntegerLayer":
-        transposed, stride, padding, output_padding, clip = tensors[f"{prefix}.geometry"].tolist()
+        # Files written before mixed precision have five geometry entries and int8 weights.
+        transposed, stride, padding, output_padding, clip, *bits = tensors[f"{prefix}.geometry"].tolist()
+        weight_bits = bits[0] if bits else 8
+        if weight_bits < 8:
+            shape = tensors[f"{prefix}.weight.shape"].tolist()
+            packed = tensors[f"{prefix}.weight.q"].numpy()
+            weight = torch.from_numpy(unpack_signed(packed, weight_bits, int(torch.tensor(shape).prod()))).reshape(shape)
+        else:
+            weight = tensors[f"{prefix}.weight"]
         return cls(
-            tensors[f"{prefix}.weight"], tensors[f"{prefix}.bias"], tensors[f"{prefix}.shift"],
-            bool(transposed), stride, padding, output_padding, None if clip < 0 else clip,
+            weight, tensors[f"{prefix}.bias"], tensors[f"{prefix}.shift"],
+            bool(transposed), stride, padding, output_padding, None if clip < 0 else clip, weight_bits,
         )
 
 
@@ -139,7 +158,7 @@ def quantize_network(
     input_step: float,
     output_step: Tensor,
     input_bound: int,
-    weight_bits: int = 8,
+    weight_bits: "int | Sequence[int]" = 8,
     act_bits: int = 10,
     headroom: float = 1.25,
 ) -> IntegerNet:
@@ -148,17 +167,19 @@ def quantize_network(
     calibration: example inputs (on the input grid) used to find each hidden channel's
     range; ranges get `headroom` so that larger images rarely saturate.
     output_step: per output channel grid of the last layer (e.g. 1 for a table index).
+    weight_bits: one bit width for every layer, or one per convolution.
     """
-    if not 2 <= weight_bits <= 8:
-        raise ValueError("weights are stored as int8: weight_bits must be in 2..8")
-    wmax = 2 ** (weight_bits - 1) - 1
+    convs = _conv_layers(net)
+    bits_per_layer = [weight_bits] * len(convs) if isinstance(weight_bits, int) else list(weight_bits)
+    if len(bits_per_layer) != len(convs) or not all(2 <= b <= 8 for b in bits_per_layer):
+        raise ValueError(f"weight_bits must be in 2..8, one value or one per layer ({len(convs)})")
     amax = 2**act_bits - 1
     layers: list[IntegerLayer] = []
     x_float = calibration.to(torch.float64)
     in_step = torch.full((x_float.shape[1],), float(input_step), dtype=torch.float64)
     in_live = torch.ones_like(in_step, dtype=torch.bool)
-    convs = _conv_layers(net)
-    for idx, (conv, relu) in enumerate(convs):
+    for idx, ((conv, relu), bits) in enumerate(zip(convs, bits_per_layer)):
+        wmax = 2 ** (bits - 1) - 1
         conv = conv.to(torch.float64)
         y_float = conv(x_float)
         if idx == len(convs) - 1:
@@ -191,6 +212,7 @@ def quantize_network(
             padding=conv.padding[0],
             output_padding=conv.output_padding[0] if transposed else 0,
             clip=amax if relu else None,
+            weight_bits=bits,
         ))
         x_float = torch.relu(y_float) if relu else y_float
         in_step, in_live = out_step, out_live

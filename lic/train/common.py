@@ -100,7 +100,10 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint")
     if path.suffix == ".safetensors":
-        return {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+        # Weights shared as int8 with a float scale under `<name>.qscale` read as int8 * qscale.
+        sd = load_file(str(path))
+        return {k: v.float() * sd[f"{k}.qscale"] if f"{k}.qscale" in sd else (v.float() if v.is_floating_point() else v)
+                for k, v in sd.items() if not k.endswith(".qscale")}
     return load_checkpoint(path)["model"]
 
 

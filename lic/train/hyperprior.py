@@ -88,7 +88,7 @@ def validate(model: MeanScaleHyperprior, calibration: torch.Tensor, images: list
     return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 
 
-def _calibration_batch(images: list[torch.Tensor], count: int = 8, side: int = 256) -> torch.Tensor:
+def calibration_batch(images: list[torch.Tensor], count: int = 8, side: int = 256) -> torch.Tensor:
     """Fixed crops that set the integer h_s's activation ranges at every export."""
     picks = images[:: max(1, len(images) // count)][:count]
     side = min(side, *(min(im.shape[1:]) for im in picks))
@@ -123,7 +123,7 @@ def train(cfg: HyperpriorTrainConfig) -> dict:
 
     place(device, model)
     images, sampler = training_data(cfg, device, step)
-    calibration = _calibration_batch(images)
+    calibration = calibration_batch(images)
     val_images = image_files(Path(cfg.val_dir))[: cfg.val_images] if cfg.val_dir else []
     log = JsonLog(out / "log.jsonl")
     budget = Budget(cfg.max_minutes, elapsed)

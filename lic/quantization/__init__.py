@@ -1,0 +1,1 @@
+"""Mixed-precision weight quantization of trained models: storage, sensitivity, bit allocation."""
