@@ -124,7 +124,7 @@ def quantize(
     """Mixed-precision weights: per-layer widths from measured sensitivity under a size budget."""
     from lic.codecs.hyperprior import export
     from lic.models import save_model_file
-    from lic.quantization.hyperprior import plan
+    from lic.quantization.hyperprior import plan, transform_moments
     from lic.train.hyperprior import calibration_batch
 
     chosen = _parse_bits(bits)
@@ -135,11 +135,16 @@ def quantize(
     if report is not None:
         _check_output(report, force, [weights])
     model, config, images = _load(weights, quality, calibration, name)
-    crops = calibration_batch(images, count=4, side=256)
-    result = plan(model, config["lambda"], crops, calibration_batch(images, count=4, side=128), budget, chosen,
-                  hessian_samples, log=lambda line: typer.echo(line, err=True))
+    # Three disjoint crop sets of training photos (given 3 or more): GPTQ statistics (also
+    # h_s's ranges), the measured RD change, the Hessian traces.
+    fit = calibration_batch(images, count=8, side=256)
+    crops = calibration_batch(images[1:] or images, count=2, side=256)
+    typer.echo(f"collecting GPTQ input statistics on {fit.shape[0]} crops", err=True)
+    moments = transform_moments(model, fit)
+    result = plan(model, config["lambda"], crops, calibration_batch(images[2:] or images, count=4, side=128), moments,
+                  budget, chosen, hessian_samples, log=lambda line: typer.echo(line, err=True))
     config["weight_bits"] = result.bits
-    saved = save_model_file(output, export(model, calibration_batch(images), result.bits), config)
+    saved = save_model_file(output, export(model, fit, result.bits, moments), config)
     typer.echo(_table(result))
     size = output.stat().st_size
     joint = result.joint

@@ -249,3 +249,30 @@ def test_export_refuses_to_write_over_its_input(float_weights):
     r = _lic("export", weights, "-q", 2, "--calibration", folder, "-o", weights, "--force")
     assert r.exit_code == 1 and "is one of the inputs" in r.output
     assert weights.read_bytes() == before
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_gptq_patches_reproduce_the_layer_and_beat_nearest_rounding_on_its_outputs(transposed):
+    from compressai.models.utils import conv, deconv
+
+    from lic.quantization.gptq import _patches, conv_form, input_moments, quantize_layer
+
+    torch.manual_seed(5)
+    layer = (deconv if transposed else conv)(12, 10).double()
+    # Correlated inputs, like a network's activations: smooth maps mixed across channels.
+    x = torch.nn.functional.avg_pool2d(torch.randn(3, 12, 20, 20), 3, 1, 1) @ torch.randn(1, 1, 20, 20)
+    x = x.double()
+    rows = conv_form(layer, layer.weight) @ _patches(layer, x)
+    expected = (layer(x) - layer.bias.view(1, -1, 1, 1)).transpose(0, 1).reshape(rows.shape)
+    assert torch.allclose(rows, expected, atol=1e-10)
+    layer = layer.float()
+    moments = input_moments(layer, lambda: layer(x.float()), ("",))[""]
+
+    def output_error(q):
+        with torch.no_grad():
+            return float((torch.nn.functional.conv_transpose2d if transposed else torch.nn.functional.conv2d)(
+                x.float(), q.dequantize() - layer.weight, stride=2, padding=2, **({"output_padding": 1} if transposed else {})
+            ).pow(2).mean())
+
+    for bits in (4, 6):
+        assert output_error(quantize_layer(layer, bits, moments)) < 0.9 * output_error(quantize_layer(layer, bits))

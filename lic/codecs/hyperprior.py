@@ -47,7 +47,8 @@ from lic.codecs.base import Encoded
 from lic.entropy import CdfTables, decode_symbols, encode_symbols
 from lic.entropy.integer_net import IntegerNet, quantize_network
 from lic.errors import DeterminismError, FormatError, ModelError
-from lic.quantization.weights import QuantizedWeight, float_state
+from lic.quantization.gptq import quantize_layer
+from lic.quantization.weights import float_state
 
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
 SCALE_LOG_STEP = math.log(SCALE_MAX / SCALE_MIN) / (SCALE_LEVELS - 1)
@@ -119,9 +120,12 @@ QUANTIZABLE_LAYERS = (
 _H_S_LAYERS = ("h_s.0", "h_s.2", "h_s.4")
 
 
-def _transform_weights(model: MeanScaleHyperprior, weight_bits: Mapping[str, int] | None) -> dict[str, Tensor]:
+def _transform_weights(
+    model: MeanScaleHyperprior, weight_bits: Mapping[str, int] | None, moments: Mapping[str, Tensor]
+) -> dict[str, Tensor]:
     """g_a, h_a, g_s: conv weights in float16 (`weight_bits` None) or per-channel integers of
-    the given widths; biases in float16; GDN parameters in float32 (small and sensitive)."""
+    the given widths (GPTQ-rounded for layers with input `moments`); biases in float16; GDN
+    parameters in float32 (small and sensitive)."""
     out = {}
     for part in ("g_a", "h_a", "g_s"):
         module = getattr(model, part)
@@ -129,8 +133,8 @@ def _transform_weights(model: MeanScaleHyperprior, weight_bits: Mapping[str, int
             key = f"{part}.{name}"
             layer = key.rsplit(".", 1)[0]
             if weight_bits is not None and name.endswith(".weight") and layer in weight_bits:
-                transposed = isinstance(module[int(name.split(".")[0])], nn.ConvTranspose2d)
-                out.update(QuantizedWeight.quantize(value, weight_bits[layer], int(transposed)).to_tensors(key))
+                conv_layer = module[int(name.split(".")[0])]
+                out.update(quantize_layer(conv_layer, weight_bits[layer], moments.get(layer)).to_tensors(key))
                 continue
             is_gdn_param = name.endswith(("beta", "gamma", "pedestal"))
             dtype = torch.float32 if is_gdn_param else torch.float16
@@ -140,13 +144,17 @@ def _transform_weights(model: MeanScaleHyperprior, weight_bits: Mapping[str, int
 
 @torch.no_grad()
 def export(
-    model: MeanScaleHyperprior, calibration: Tensor, weight_bits: Mapping[str, int] | None = None
+    model: MeanScaleHyperprior,
+    calibration: Tensor,
+    weight_bits: Mapping[str, int] | None = None,
+    moments: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """The tensors of a model file: transforms, integer h_s, integer CDF tables.
 
     calibration: a few images [B, 3, H, W] in [0, 1] to calibrate h_s's integer ranges.
     weight_bits: bit width per layer of `QUANTIZABLE_LAYERS` (mixed precision); None keeps
     float16 transforms and int8 h_s. h_s layers not named stay at 8 bits.
+    moments: per layer, the input second moments that GPTQ rounding uses (`lic.quantization.gptq`).
     """
     model = copy.deepcopy(model).to("cpu", torch.float32).eval()
     eb = model.entropy_bottleneck
@@ -163,7 +171,7 @@ def export(
     h_s_bits = [8 if weight_bits is None else weight_bits.get(name, 8) for name in _H_S_LAYERS]
     h_s = quantize_network(model.h_s, z_hat, Z_STEP, out_step, Z_INPUT_BOUND, weight_bits=h_s_bits)
 
-    tensors = _transform_weights(model, weight_bits)
+    tensors = _transform_weights(model, weight_bits, moments or {})
     tensors.update(h_s.to_tensors("h_s"))
     tensors.update(CdfTables.from_compressai(eb).to_tensors("z_tables"))
     tensors.update(CdfTables.from_compressai(gc).to_tensors("y_tables"))

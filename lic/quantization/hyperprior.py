@@ -15,6 +15,7 @@ from torch import Tensor
 
 from lic.codecs.hyperprior import QUANTIZABLE_LAYERS, MeanScaleHyperprior, export
 from lic.quantization.allocate import allocate_bits, monotone_costs
+from lic.quantization.gptq import input_moments
 from lic.quantization.sensitivity import (
     RDProbe, hawq_sensitivity, hessian_traces, measured_rd_change, output_channel_dim, quantized_copy,
 )
@@ -69,17 +70,29 @@ def fixed_bytes(model: MeanScaleHyperprior, calibration: Tensor) -> int:
     return total - sum(weight_bytes(model, l, 8) for l in QUANTIZABLE_LAYERS)
 
 
+def transform_moments(model: MeanScaleHyperprior, images: Tensor) -> dict[str, Tensor]:
+    """GPTQ's input statistics for g_a, h_a and g_s (h_s is rounded by its integer export)."""
+    layers = tuple(l for l in QUANTIZABLE_LAYERS if not l.startswith("h_s"))
+    with torch.no_grad():
+        return input_moments(model.eval(), lambda: model(images), layers)
+
+
 def plan(
     model: MeanScaleHyperprior,
     lmbda: float,
     crops: Tensor,
     hessian_crops: Tensor,
+    moments: dict[str, Tensor],
     budget_bytes: int | None = None,
     bits: dict[str, int] | None = None,
     hessian_samples: int = 8,
     log=lambda line: None,
 ) -> Plan:
-    """Measures sensitivities and picks widths: under `budget_bytes` (whole file), or `bits`."""
+    """Measures sensitivities and picks widths: under `budget_bytes` (whole file), or `bits`.
+
+    crops: where the RD loss is measured; hessian_crops: where Hessian traces are estimated;
+    moments: GPTQ statistics (`transform_moments`), from crops other than `crops`.
+    """
     model = model.eval()
     params = {l: model.get_submodule(l).weight.numel() for l in QUANTIZABLE_LAYERS}
     result = Plan(bits={}, params=params)
@@ -89,7 +102,7 @@ def plan(
         allocate_bits(dict.fromkeys(sizes, dict.fromkeys(MENU, 0.0)), sizes, weights_budget)  # fails fast
         log(f"measuring the RD-loss change of each layer at {', '.join(map(str, MENU[1:]))} bits "
             f"on {crops.shape[0]} crops of {crops.shape[-1]} px")
-        result.measured = measured_rd_change(model, crops, lmbda, QUANTIZABLE_LAYERS, MENU[1:])
+        result.measured = measured_rd_change(model, crops, lmbda, QUANTIZABLE_LAYERS, MENU[1:], moments)
         for l in QUANTIZABLE_LAYERS:
             result.measured[l][8] = 0.0
         log(f"estimating Hessian traces (Hutchinson, {hessian_samples} samples)")
@@ -98,18 +111,20 @@ def plan(
         bits = allocate_bits(monotone_costs(result.measured), sizes, weights_budget)
     result.bits = {l: bits.get(l, 8) for l in QUANTIZABLE_LAYERS}
     result.bytes = {l: weight_bytes(model, l, result.bits[l]) for l in QUANTIZABLE_LAYERS}
-    result.joint = joint_change(model, crops, lmbda, result.bits)
+    result.joint = joint_change(model, crops, lmbda, result.bits, moments)
     return result
 
 
 @torch.no_grad()
-def joint_change(model: MeanScaleHyperprior, crops: Tensor, lmbda: float, bits: dict[str, int]) -> dict[str, float]:
+def joint_change(
+    model: MeanScaleHyperprior, crops: Tensor, lmbda: float, bits: dict[str, int], moments: dict[str, Tensor],
+) -> dict[str, float]:
     """Float model against all chosen widths at once, on the calibration crops."""
     before = RDProbe(model, crops, lmbda).summary()
     originals = {l: model.get_submodule(l).weight.data.clone() for l in bits}
     try:
         for l, b in bits.items():
-            model.get_submodule(l).weight.data.copy_(quantized_copy(model.get_submodule(l), b))
+            model.get_submodule(l).weight.data.copy_(quantized_copy(model.get_submodule(l), b, moments.get(l)))
         after = RDProbe(model, crops, lmbda).summary()
     finally:
         for l, w in originals.items():

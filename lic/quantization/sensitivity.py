@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from lic.codecs.hyperprior import MeanScaleHyperprior
-from lic.quantization.weights import QuantizedWeight
+from lic.quantization.gptq import quantize_layer
 
 #: The network each layer belongs to, in the order the forward pass meets them.
 _STAGES = ("g_a", "h_a", "h_s", "g_s")
@@ -33,9 +33,10 @@ def output_channel_dim(module: nn.Module) -> int:
     return 1 if isinstance(module, nn.ConvTranspose2d) else 0
 
 
-def quantized_copy(module: nn.Module, bits: int) -> Tensor:
-    """The layer's weight after a round trip through `bits`-bit storage."""
-    return QuantizedWeight.quantize(module.weight, bits, output_channel_dim(module)).dequantize()
+def quantized_copy(module: nn.Module, bits: int, moments: Tensor | None = None) -> Tensor:
+    """The layer's weight after a round trip through `bits`-bit storage (GPTQ rounding
+    when its input moments are given, nearest rounding otherwise)."""
+    return quantize_layer(module, bits, moments).dequantize()
 
 
 @dataclass
@@ -99,11 +100,15 @@ class RDProbe:
 
 def measured_rd_change(
     model: MeanScaleHyperprior, x: Tensor, lmbda: float, layers: tuple[str, ...], bits: tuple[int, ...],
+    moments: dict[str, Tensor] | None = None,
 ) -> dict[str, dict[int, float]]:
-    """RD-loss change (bits per pixel units, as the loss) of quantizing one layer at a time."""
+    """RD-loss change (bits per pixel units, as the loss) of quantizing one layer at a time
+    with the quantizer the export uses (`moments`: GPTQ's input statistics per layer)."""
+    moments = moments or {}
     probe = RDProbe(model, x, lmbda)
     return {
-        layer: {b: probe.loss_with(layer, quantized_copy(model.get_submodule(layer), b)) - probe.baseline for b in bits}
+        layer: {b: probe.loss_with(layer, quantized_copy(model.get_submodule(layer), b, moments.get(layer)))
+                - probe.baseline for b in bits}
         for layer in layers
     }
 
@@ -142,7 +147,8 @@ def hessian_traces(
 def hawq_sensitivity(
     model: MeanScaleHyperprior, traces: dict[str, float], bits: tuple[int, ...],
 ) -> dict[str, dict[int, float]]:
-    """HAWQ-V2's predicted loss change: mean Hessian trace times squared quantization error."""
+    """HAWQ-V2's predicted loss change: mean Hessian trace times the squared error of
+    nearest rounding (the paper's quantizer)."""
     out = {}
     for layer, trace in traces.items():
         module = model.get_submodule(layer)
