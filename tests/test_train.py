@@ -90,3 +90,63 @@ def test_likelihoods_stay_float32_under_bf16_autocast():
         out = model(torch.rand(1, 3, 64, 64))
     assert out["x_hat"].dtype == torch.bfloat16
     assert all(l.dtype == torch.float32 for l in out["likelihoods"].values())
+
+
+def test_carried_weights_keep_buffers_and_fine_tune_finitely(images, tmp_path):
+    """float16 buffers turned the 1e-9 likelihood bound and the GDN pedestals into 0, and a
+    run started from weights.safetensors met log2(0): NaN within a few steps."""
+    from safetensors.torch import load_file
+
+    from lic.codecs.hyperprior import MeanScaleHyperprior
+    from lic.train.common import load_weights, save_weights
+
+    model = MeanScaleHyperprior(8, 12)
+    save_weights(tmp_path / "w.safetensors", model)
+    stored, loaded = load_file(str(tmp_path / "w.safetensors")), load_weights(tmp_path / "w.safetensors")
+    for name, buffer in model.named_buffers():
+        assert torch.equal(loaded[name], buffer), name
+    assert loaded["gaussian_conditional.likelihood_lower_bound.bound"] == 1e-9
+    assert stored["g_a.0.weight"].dtype == torch.float16  # parameters stay carry-sized
+    assert _train(images, tmp_path / "a", 2).exit_code == 0
+    r = _train(images, tmp_path / "b", 10, "--init", str(tmp_path / "a" / "weights.safetensors"))
+    assert r.exit_code == 0, r.output
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert all(v == v for v in run["last"].values())  # no NaN in loss, bpp, PSNR
+    assert all(t.isfinite().all() for t in load_weights(tmp_path / "b" / "weights.safetensors").values())
+
+
+def test_int8_weights_with_scales_load_as_their_product(tmp_path):
+    """The form of ../shared/weights/hyperprior-gpu/: per-channel int8 conv weights + `.qscale`."""
+    from safetensors.torch import save_file
+
+    from lic.train.common import load_weights
+
+    q = torch.tensor([[-127, 3], [64, 0]], dtype=torch.int8).view(2, 2, 1, 1)
+    scale = torch.tensor([0.01, 0.5]).view(2, 1, 1, 1)
+    save_file({"w": q, "w.qscale": scale, "b": torch.ones(2, dtype=torch.float16)}, str(tmp_path / "q.safetensors"))
+    loaded = load_weights(tmp_path / "q.safetensors")
+    assert set(loaded) == {"w", "b"} and loaded["b"].dtype == torch.float32
+    assert torch.equal(loaded["w"], q.float() * scale)
+
+
+def test_resumed_optimiser_state_follows_the_model_to_its_device(tmp_path, monkeypatch):
+    """A CUDA resume failed on the first opt.step(): Adam's moments were loaded while the
+    model was on the CPU, and placing it moved only the model. CPU-only stand-in for the move:
+    a `place` that casts to float64, which Optimizer.load_state_dict follows as it follows a
+    device (load before placing, and the moments stay float32 on a float64 model)."""
+    from lic.train import common
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.rand(4, 3)).sum().backward()
+    opt.step()
+    common.save_checkpoint(tmp_path / "c.pt", {"model": model.state_dict(), "opt": opt.state_dict(),
+                                               "torch_rng": torch.get_rng_state()})
+    monkeypatch.setattr(common, "place", lambda device, *modules: [m.to(torch.float64) for m in modules])
+    model, opt = torch.nn.Linear(3, 2), None
+    opt = torch.optim.Adam(model.parameters())
+    assert common.restore(tmp_path / "c.pt", None, torch.device("cpu"), {"model": model}, {"opt": opt})
+    moments = [v for s in opt.state.values() for k, v in s.items() if k != "step"]
+    assert len(moments) == 4 and all(m.dtype == torch.float64 for m in moments)
+    model(torch.rand(4, 3, dtype=torch.float64)).sum().backward()
+    opt.step()

@@ -73,6 +73,31 @@ def place(device: torch.device, *modules: torch.nn.Module) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def restore(ckpt_path: Path, init: str | None, device: torch.device,
+            models: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> dict:
+    """Starts a run: from `ckpt_path` if it exists (resume), else the first model from `init`
+    weights, else as constructed; then puts the models on `device`.
+
+    Optimiser state is loaded only after `place`: `Optimizer.load_state_dict` moves each
+    state tensor to its parameter's device, so Adam's moments land on the GPU with the model
+    (loaded before, they stayed on the CPU and the first CUDA `opt.step()` failed).
+    Returns the checkpoint (step, elapsed, ...) or {} for a fresh run.
+    """
+    state: dict = {}
+    if ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        for key, model in models.items():
+            model.load_state_dict(state[key])
+    elif init:
+        next(iter(models.values())).load_state_dict(load_weights(Path(init)))
+    place(device, *models.values())
+    if state:
+        for key, optimizer in optimizers.items():
+            optimizer.load_state_dict(state[key])
+        torch.set_rng_state(state["torch_rng"])
+    return state
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     """Atomic: a run killed while saving keeps its previous checkpoint."""
     tmp = path.with_suffix(".tmp")
@@ -85,18 +110,38 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def carry_dtype(tensor: torch.Tensor, is_parameter: bool) -> torch.dtype:
+    """float16 for parameters that float16 holds faithfully; float32 for buffers (likelihood
+    lower bounds of 1e-9 and GDN pedestals of 2**-36 become 0 in float16, and training then
+    meets log2(0)) and for any value outside float16's normal range; other dtypes unchanged."""
+    if not tensor.is_floating_point():
+        return tensor.dtype
+    magnitudes = tensor.detach().abs()
+    nonzero = magnitudes[magnitudes > 0]
+    fits = nonzero.numel() == 0 or (nonzero.min() >= torch.finfo(torch.float16).tiny
+                                    and nonzero.max() <= torch.finfo(torch.float16).max)
+    return torch.float16 if is_parameter and bool(fits) else torch.float32
+
+
+def carry_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state as small as it can be carried between machines: float16 parameters,
+    float32 buffers (see `carry_dtype`)."""
+    parameters = {name for name, _ in model.named_parameters()}
+    return {k: v.detach().to("cpu", carry_dtype(v, k in parameters)).contiguous()
+            for k, v in model.state_dict().items()}
+
+
 def save_weights(path: Path, model: torch.nn.Module) -> None:
-    """The float weights alone, in float16: small enough (14 MB for N=128, M=192) to carry
-    between GPU sessions, which cannot move a full checkpoint with its optimiser state."""
+    """The weights alone in carry form (`carry_state`; 14 MB for N=128, M=192): small enough
+    to move between GPU sessions, which cannot move a full checkpoint with its optimiser state."""
     tmp = path.with_suffix(".tmp")
-    save_file({k: v.detach().to("cpu", torch.float16 if v.is_floating_point() else v.dtype).contiguous()
-               for k, v in model.state_dict().items()}, str(tmp))
+    save_file(carry_state(model), str(tmp))
     give_default_permissions(tmp)
     os.replace(tmp, path)
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Model weights from a `checkpoint.pt` or a `weights.safetensors` (to fine-tune from)."""
+    """Model weights from a `checkpoint.pt` or a `.safetensors` (carry form or int8 + qscale)."""
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint")
     if path.suffix == ".safetensors":
@@ -105,6 +150,32 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         return {k: v.float() * sd[f"{k}.qscale"] if f"{k}.qscale" in sd else (v.float() if v.is_floating_point() else v)
                 for k, v in sd.items() if not k.endswith(".qscale")}
     return load_checkpoint(path)["model"]
+
+
+def apply_lr(base: float, step: int, steps: int, decay_at: float, *optimizers: torch.optim.Optimizer) -> float:
+    """Sets and returns the learning rate of `step`: `base`, x0.1 from `decay_at * steps` on."""
+    lr = base * (0.1 if step >= decay_at * steps else 1.0)
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    return lr
+
+
+class Throughput:
+    """Images per second since the last `reset` (what the logs and the ladder's planner read)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.start, self.images = time.monotonic(), 0
+
+    def add(self, images: int) -> None:
+        self.images += images
+
+    @property
+    def rate(self) -> float:
+        return self.images / max(time.monotonic() - self.start, 1e-9)
 
 
 class JsonLog:
