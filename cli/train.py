@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -91,6 +92,8 @@ def train(
         "save_every": save_every, "max_minutes": max_minutes, "seed": seed, "device": device, "amp": amp, "name": name,
         "init": str(init) if init else None,
     }
+    if model == "vq" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise typer.BadParameter("torchrun data parallelism trains --model hyperprior only", param_hint="--model")
     if model == "hyperprior":
         from lic.train.hyperprior import HyperpriorTrainConfig as Config, train as run
 
@@ -110,6 +113,8 @@ def train(
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     summary = run(config)
+    if summary.get("rank", 0) != 0:
+        return  # rank 0 reports for the world
     if model == "vq" and not summary["finished"]:
         typer.echo(f"stopped at step {summary['steps_done']} ({summary.get('phase', 'main')} phase); "
                    "run the same command again to resume")

@@ -65,36 +65,50 @@ def load_images(sources: list["str | Path"], min_side: int) -> tuple[list[torch.
     return images, skipped
 
 
-def training_data(cfg: "RunConfig", device: torch.device, step: int) -> tuple[list[torch.Tensor], "CropSampler"]:
-    """Every training image decoded into memory once (the GPU never waits on PNG decoding),
-    and a sampler whose random stream continues from `step` on resume."""
+def training_images(cfg: "RunConfig", device: torch.device) -> list[torch.Tensor]:
+    """Every training image decoded into memory once (the GPU never waits on PNG decoding)."""
     from lic.train.common import hardware
 
     t0 = time.monotonic()
     images, skipped = load_images(cfg.data, cfg.crop)
     print(f"{len(images)} training images in memory ({skipped} smaller than {cfg.crop} skipped), "
           f"loaded in {time.monotonic() - t0:.0f} s; training on {hardware(device)}", file=sys.stderr)
+    return images
+
+
+def training_data(cfg: "RunConfig", device: torch.device, step: int) -> tuple[list[torch.Tensor], "CropSampler"]:
+    """The training images and a sampler whose random stream continues from `step` on resume."""
+    images = training_images(cfg, device)
     return images, CropSampler(images, cfg.crop, cfg.batch, device, cfg.seed + step)
 
 
 class CropSampler:
-    """Random crops (and flips) from in-memory images, returned as float [0, 1] batches."""
+    """Random crops (and flips) from in-memory images, returned as float [0, 1] batches.
 
-    def __init__(self, images: list[torch.Tensor], crop: int, batch: int, device: torch.device, seed: int) -> None:
+    `part = (rank, parts)`: every rank draws the whole batch's random numbers from the same
+    stream and cuts out only its own share, so N data-parallel processes together see exactly
+    the crops one process would (and a resumed run sees the same crops whatever N is).
+    """
+
+    def __init__(self, images: list[torch.Tensor], crop: int, batch: int, device: torch.device, seed: int,
+                 part: tuple[int, int] = (0, 1)) -> None:
         self.images = [im.to(device) for im in images]
         self.crop, self.batch, self.device = crop, batch, device
+        rank, parts = part
+        share = batch // parts
+        self.mine = range(rank * share, (rank + 1) * share)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self) -> torch.Tensor:
         g, c = self.generator, self.crop
         picks = torch.randint(len(self.images), (self.batch,), generator=g).tolist()
         crops = []
-        for i in picks:
+        for k, i in enumerate(picks):
             im = self.images[i]
             top = int(torch.randint(im.shape[1] - c + 1, (1,), generator=g))
             left = int(torch.randint(im.shape[2] - c + 1, (1,), generator=g))
-            patch = im[:, top : top + c, left : left + c]
-            if bool(torch.rand(1, generator=g) < 0.5):
-                patch = patch.flip(-1)
-            crops.append(patch)
+            flip = bool(torch.rand(1, generator=g) < 0.5)
+            if k in self.mine:
+                patch = im[:, top : top + c, left : left + c]
+                crops.append(patch.flip(-1) if flip else patch)
         return torch.stack(crops).float().div_(255)

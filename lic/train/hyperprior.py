@@ -24,10 +24,11 @@ from lic.codecs.hyperprior import HyperpriorCodec, MeanScaleHyperprior, export
 from lic.eval import metrics
 from lic.imageio import load_image
 from lic.train.common import (
-    Budget, JsonLog, RunConfig, autocast, hardware, load_checkpoint, load_weights, pick_device, place,
-    save_checkpoint, save_weights,
+    Budget, JsonLog, RunConfig, Throughput, apply_lr, autocast, hardware, restore, save_checkpoint, save_weights,
 )
-from lic.train.data import image_files, training_data
+from lic.train.data import CropSampler, image_files, training_images
+from lic.train.distributed import World, join, leave
+from lic.train.noise import GlobalBatchNoise
 
 #: CompressAI's MSE lambda ladder (quality 1..8).
 LAMBDAS_MSE = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
@@ -95,110 +96,138 @@ def calibration_batch(images: list[torch.Tensor], count: int = 8, side: int = 25
     return torch.stack([im[:, :side, :side] for im in picks]).float().cpu() / 255
 
 
-def train(cfg: HyperpriorTrainConfig) -> dict:
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    lmbda = cfg.resolved_lambda()
-    model = MeanScaleHyperprior(cfg.N, cfg.M)
-    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
-    main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
-    opt = torch.optim.Adam(main_params, lr=cfg.lr)
-    aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
+class Trainer:
+    """One quality's model, optimisers, crop stream and step counter: `train` runs one, the
+    ladder (`lic.train.ladder`) runs several side by side. Works alone or as one rank of a
+    torchrun world (`lic.train.distributed`)."""
 
-    ckpt_path = out / "checkpoint.pt"
-    step, elapsed, images_seen = 0, 0.0, 0
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        aux_opt.load_state_dict(state["aux_opt"])
-        step, elapsed, images_seen = state["step"], state["elapsed"], state["images_seen"]
-        torch.set_rng_state(state["torch_rng"])
-        print(f"resuming {ckpt_path} at step {step}", file=sys.stderr)
-    elif cfg.init:
-        model.load_state_dict(load_weights(Path(cfg.init)))
-        print(f"initialised from {cfg.init}", file=sys.stderr)
+    def __init__(self, cfg: HyperpriorTrainConfig, world: World, images: list[torch.Tensor]) -> None:
+        self.cfg, self.world = cfg, world
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        world.check_batch(cfg.batch)
+        torch.manual_seed(cfg.seed)
+        self.lmbda = cfg.resolved_lambda()
+        self.model = MeanScaleHyperprior(cfg.N, cfg.M)
+        self.aux_params = [p for n, p in self.model.named_parameters() if n.endswith(".quantiles")]
+        self.main_params = [p for n, p in self.model.named_parameters() if not n.endswith(".quantiles")]
+        self.opt = torch.optim.Adam(self.main_params, lr=cfg.lr)
+        self.aux_opt = torch.optim.Adam(self.aux_params, lr=cfg.aux_lr)
+        self.ckpt_path = self.out / "checkpoint.pt"
+        state = restore(self.ckpt_path, cfg.init, world.device, {"model": self.model},
+                        {"opt": self.opt, "aux_opt": self.aux_opt})
+        if state:
+            print(f"resuming {self.ckpt_path} at step {state['step']}", file=sys.stderr)
+        elif cfg.init:
+            print(f"initialised from {cfg.init}", file=sys.stderr)
+        self.step, self.images_seen = state.get("step", 0), state.get("images_seen", 0)
+        self.elapsed_before = state.get("elapsed", 0.0)
+        self.noise = GlobalBatchNoise(cfg.seed, world.part, world.device)
+        self.noise.install(self.model)
+        self.net = world.wrap(self.model)
+        self.sampler = CropSampler(images, cfg.crop, cfg.batch, world.device, cfg.seed + self.step, world.part)
+        self.log = JsonLog(self.out / "log.jsonl")
+        self.meter = Throughput()
+        self.last: dict[str, float] = {}  # global-batch loss, bpp, psnr at the last logged step
+        self.net.train()
 
-    place(device, model)
-    images, sampler = training_data(cfg, device, step)
-    calibration = calibration_batch(images)
-    val_images = image_files(Path(cfg.val_dir))[: cfg.val_images] if cfg.val_dir else []
-    log = JsonLog(out / "log.jsonl")
-    budget = Budget(cfg.max_minutes, elapsed)
-
-    def checkpoint() -> None:
-        save_weights(out / "weights.safetensors", model)
-        save_checkpoint(ckpt_path, {
-            "model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-            "step": step, "elapsed": budget.elapsed, "images_seen": images_seen,
-            "torch_rng": torch.get_rng_state(), "config": json.dumps(asdict(cfg)),
-        })
-
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"q{cfg.quality} λ={lmbda:g}", dynamic_ncols=True)
-    window_start, window_images = time.monotonic(), 0
-    model.train()
-    while step < cfg.steps:
-        lr = cfg.lr * (0.1 if step >= cfg.decay_at * cfg.steps else 1.0)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        x = sampler()
+    def advance(self, elapsed: float) -> None:
+        """One optimisation step on the global batch (this rank's share of it)."""
+        cfg, device = self.cfg, self.world.device
+        lr = apply_lr(cfg.lr, self.step, cfg.steps, cfg.decay_at, self.opt)
+        x = self.sampler()
+        self.noise.start_step(self.step)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, cfg.amp):
-            result = model(x)
-        loss = rd_loss(result, x, lmbda, cfg.metric)
-        opt.zero_grad(set_to_none=True)
+            result = self.net(x)
+        loss = rd_loss(result, x, self.lmbda, cfg.metric)
+        self.opt.zero_grad(set_to_none=True)
         loss["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        opt.step()
-        aux_loss = model.aux_loss()
-        aux_opt.zero_grad(set_to_none=True)
+        torch.nn.utils.clip_grad_norm_(self.main_params, 1.0)
+        self.opt.step()
+        aux_loss = self.model.aux_loss()
+        self.aux_opt.zero_grad(set_to_none=True)
         aux_loss.backward()
-        aux_opt.step()
-        step += 1
-        images_seen += cfg.batch
-        window_images += cfg.batch
+        self.world.average_grads(self.aux_params)
+        self.aux_opt.step()
+        self.step += 1
+        self.images_seen += cfg.batch
+        self.meter.add(cfg.batch)
+        if self.step % 10 == 0 or self.step == cfg.steps:
+            values = self.world.mean(torch.stack([loss["loss"], loss["bpp"], loss["mse"], aux_loss]).detach().float())
+            total, bpp, mse, aux = values.tolist()
+            self.last = {"loss": total, "bpp": bpp, "psnr": -10 * math.log10(max(mse, 1e-10)), "aux": aux,
+                         "images_per_s": self.meter.rate}
+            if self.step % 100 == 0 and self.world.is_main:
+                self.log.write({"step": self.step, **self.last, "lr": lr, "elapsed_s": elapsed})
+                self.meter.reset()
 
-        if step % 10 == 0 or step == cfg.steps:
-            rate = window_images / max(time.monotonic() - window_start, 1e-9)
-            psnr = -10 * math.log10(max(loss["mse"].item(), 1e-10))
-            bar.set_postfix(loss=f"{loss['loss'].item():.3f}", bpp=f"{loss['bpp'].item():.3f}",
-                            psnr=f"{psnr:.2f}", img_s=f"{rate:.1f}")
-            bar.update(step - bar.n)
-            if step % 100 == 0:
-                log.write({"step": step, "loss": loss["loss"].item(), "bpp": loss["bpp"].item(),
-                           "psnr": psnr, "aux": aux_loss.item(), "images_per_s": rate, "lr": lr,
-                           "elapsed_s": budget.elapsed})
-                window_start, window_images = time.monotonic(), 0
+    def checkpoint(self, elapsed: float) -> None:
+        if not self.world.is_main:
+            return
+        save_weights(self.out / "weights.safetensors", self.model)
+        save_checkpoint(self.ckpt_path, {
+            "model": self.model.state_dict(), "opt": self.opt.state_dict(), "aux_opt": self.aux_opt.state_dict(),
+            "step": self.step, "elapsed": elapsed, "images_seen": self.images_seen,
+            "torch_rng": torch.get_rng_state(), "config": json.dumps(asdict(self.cfg)),
+        })
+
+    def export(self, path: Path, calibration: torch.Tensor):
+        """The model file as it ships (`lic.models.save_model_file`); rank 0 only."""
+        from lic.models import save_model_file
+
+        self.model.eval()
+        model_file = save_model_file(path, export(self.model, calibration), _model_config(self.cfg))
+        self.net.train()
+        return model_file
+
+
+def train(cfg: HyperpriorTrainConfig) -> dict:
+    """Trains one quality to `cfg.steps` (or `--max-minutes`); alone or under torchrun."""
+    world = join(cfg.device)
+    images = training_images(cfg, world.device)
+    trainer = Trainer(cfg, world, images)
+    calibration = calibration_batch(images)
+    val_images = image_files(Path(cfg.val_dir))[: cfg.val_images] if cfg.val_dir and world.is_main else []
+    budget = Budget(cfg.max_minutes, trainer.elapsed_before)
+
+    bar = tqdm(total=cfg.steps, initial=trainer.step, desc=f"q{cfg.quality} λ={trainer.lmbda:g}",
+               dynamic_ncols=True, disable=not world.is_main)
+    while trainer.step < cfg.steps:
+        trainer.advance(budget.elapsed)
+        step = trainer.step
+        if trainer.last and step % 10 == 0:
+            bar.set_postfix(loss=f"{trainer.last['loss']:.3f}", bpp=f"{trainer.last['bpp']:.3f}",
+                            psnr=f"{trainer.last['psnr']:.2f}", img_s=f"{trainer.last['images_per_s']:.1f}")
+        bar.update(step - bar.n)
         if val_images and cfg.val_every and step % cfg.val_every == 0:
-            model.eval()
-            v = validate(model, calibration, val_images, cfg)
-            model.train()
-            log.write({"step": step, "val": v})
+            trainer.model.eval()
+            v = validate(trainer.model, calibration, val_images, cfg)
+            trainer.net.train()
+            trainer.log.write({"step": step, "val": v})
             bar.write(f"step {step}: validation bpp {v['bpp']:.4f}  PSNR {v['psnr']:.2f} dB  MS-SSIM {v['ms_ssim']:.4f}")
         if step % cfg.save_every == 0:
-            checkpoint()
-        if budget.session_over():
+            trainer.checkpoint(budget.elapsed)
+        if world.any(budget.session_over()):
             bar.write(f"--max-minutes reached at step {step}; resume with the same command")
             break
     bar.close()
-    checkpoint()
-
-    model.eval()
-    from lic.models import save_model_file
-
-    config = _model_config(cfg)
-    model_file = save_model_file(out / "model.safetensors", export(model, calibration), config)
+    trainer.checkpoint(budget.elapsed)
     summary = {
-        "config": asdict(cfg), "model": config, "steps_done": step, "images_seen": images_seen,
-        "wall_seconds": round(budget.elapsed, 1), "hardware": hardware(device),
-        "images_per_second": round(images_seen / max(budget.elapsed, 1e-9), 2),
-        "model_hash": model_file.hash.hex(), "finished": step >= cfg.steps,
+        "config": asdict(cfg), "model": _model_config(cfg), "steps_done": trainer.step,
+        "images_seen": trainer.images_seen, "wall_seconds": round(budget.elapsed, 1),
+        "hardware": hardware(world.device), "processes": world.size,
+        "images_per_second": round(trainer.images_seen / max(budget.elapsed, 1e-9), 2),
+        "last": trainer.last, "finished": trainer.step >= cfg.steps, "rank": world.rank,
     }
-    if val_images:
-        summary["validation"] = validate(model, calibration, val_images, cfg)
-    log.write({"step": step, "final": True, "val": summary.get("validation")})
-    (out / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if world.is_main:
+        model_file = trainer.export(Path(cfg.out) / "model.safetensors", calibration)
+        summary["model_hash"] = model_file.hash.hex()
+        if val_images:
+            trainer.model.eval()
+            summary["validation"] = validate(trainer.model, calibration, val_images, cfg)
+        trainer.log.write({"step": trainer.step, "final": True, "val": summary.get("validation")})
+        (Path(cfg.out) / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
+    leave(world)
     return summary

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,8 +31,8 @@ from tqdm import tqdm
 from lic.codecs.vq_model import VQArchitecture, VQAutoencoder
 from lic.train import gan
 from lic.train.common import (
-    Budget, JsonLog, RunConfig, autocast, hardware, load_checkpoint, load_weights, pick_device, place,
-    save_checkpoint, save_weights,
+    Budget, JsonLog, RunConfig, Throughput, apply_lr, autocast, hardware, pick_device, restore, save_checkpoint,
+    save_weights,
 )
 from lic.train.data import image_files, load_images, training_data
 
@@ -147,19 +146,13 @@ def train(cfg: VQTrainConfig) -> dict:
     disc_opt = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
 
     ckpt_path = out / "checkpoint.pt"
-    state = {"step": 0, "elapsed": 0.0, "images_seen": 0, "levels": {}}
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        model.load_state_dict(state["model"])
-        disc.load_state_dict(state["disc"])
-        opt.load_state_dict(state["opt"])
-        disc_opt.load_state_dict(state["disc_opt"])
-        torch.set_rng_state(state["torch_rng"])
+    state = restore(ckpt_path, cfg.init, device, {"model": model, "disc": disc}, {"opt": opt, "disc_opt": disc_opt})
+    if state:
         print(f"resuming {ckpt_path} at step {state['step']} ({len(state['levels'])} levels done)", file=sys.stderr)
-    elif cfg.init:
-        model.load_state_dict(load_weights(Path(cfg.init)))
-        print(f"initialised from {cfg.init}", file=sys.stderr)
-    place(device, model, disc)
+    else:
+        state = {"step": 0, "elapsed": 0.0, "images_seen": 0, "levels": {}}
+        if cfg.init:
+            print(f"initialised from {cfg.init}", file=sys.stderr)
     lpips = None
     if cfg.lpips_weight > 0:
         lpips = lpips_loss(device)
@@ -202,7 +195,7 @@ def train(cfg: VQTrainConfig) -> dict:
 def _main_phase(model, disc, opt, disc_opt, sampler, cfg, state, budget, log, checkpoint, device, lpips, val_images) -> None:
     bar = tqdm(total=cfg.steps, initial=state["step"], desc="vq", dynamic_ncols=True)
     usage = UsageMeter(cfg.codebook_size)
-    window_start, window_images = time.monotonic(), 0
+    meter = Throughput()
     model.train()
     disc.train()
     if state["step"] == 0:
@@ -213,10 +206,7 @@ def _main_phase(model, disc, opt, disc_opt, sampler, cfg, state, budget, log, ch
             model.quantizer(z.float())
     while state["step"] < cfg.steps:
         step = state["step"]
-        lr = cfg.lr * (0.1 if step >= cfg.decay_at * cfg.steps else 1.0)
-        for o in (opt, disc_opt):
-            for group in o.param_groups:
-                group["lr"] = lr
+        lr = apply_lr(cfg.lr, step, cfg.steps, cfg.decay_at, opt, disc_opt)
         use_gan = step >= cfg.disc_start
         x = sampler()
         if device.type == "cuda":
@@ -249,10 +239,10 @@ def _main_phase(model, disc, opt, disc_opt, sampler, cfg, state, budget, log, ch
         usage.add(result["indices"])
         state["step"] = step = step + 1
         state["images_seen"] += cfg.batch
-        window_images += cfg.batch
+        meter.add(cfg.batch)
 
         if step % 10 == 0 or step == cfg.steps:
-            rate = window_images / max(time.monotonic() - window_start, 1e-9)
+            rate = meter.rate
             psnr = -10 * math.log10(max(F.mse_loss(x_hat.detach().float().clamp(0, 1), x).item(), 1e-10))
             bar.set_postfix(l1=f"{rec['l1'].item():.4f}", msssim=f"{1 - rec['msssim'].item():.4f}",
                             psnr=f"{psnr:.2f}", img_s=f"{rate:.1f}")
@@ -266,7 +256,7 @@ def _main_phase(model, disc, opt, disc_opt, sampler, cfg, state, budget, log, ch
                 log.write(record)
                 bar.write(f"step {step}: codebook {record['codes_used']}/{cfg.codebook_size} used, "
                           f"perplexity {record['perplexity']:.0f}")
-                window_start, window_images = time.monotonic(), 0
+                meter.reset()
         if val_images and cfg.val_every and step % cfg.val_every == 0:
             v = validate_float(model, val_images, device)
             model.train()
