@@ -76,6 +76,9 @@ def train(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     amp: bool = typer.Option(True, help="bf16 autocast on CUDA."),
     name: Optional[str] = typer.Option(None, help="Model name recorded in the exported file (default: the family)."),
+    ladder: Optional[str] = typer.Option(None, help="Hyperprior: train these qualities (e.g. 1-8 or 1,4,8) within --minutes; exports OUT/model/."),
+    minutes: Optional[float] = typer.Option(None, help="With --ladder: the whole run, exports included, ends within this many minutes."),
+    trunk_share: Optional[float] = typer.Option(None, help="With --ladder: share of the training time for the trunk (--quality, default 4) (default 0.3)."),
 ) -> None:
     """Train a codec; exports OUT/model.safetensors and OUT/run.json when done."""
     given = dict(locals())
@@ -92,6 +95,10 @@ def train(
         "save_every": save_every, "max_minutes": max_minutes, "seed": seed, "device": device, "amp": amp, "name": name,
         "init": str(init) if init else None,
     }
+    if ladder is not None:
+        return _train_ladder(common, ladder, minutes, trunk_share, given)
+    if minutes is not None or trunk_share is not None:
+        raise typer.BadParameter("applies with --ladder only", param_hint="--minutes/--trunk-share")
     if model == "vq" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise typer.BadParameter("torchrun data parallelism trains --model hyperprior only", param_hint="--model")
     if model == "hyperprior":
@@ -128,3 +135,46 @@ def train(
         for level, row in v["levels"].items():
             typer.echo(f"validation level {level} (K={row['K']}): {row['bpp']:.4f} bpp "
                        f"(log2(K)/256 = {row['nominal_bpp']:.4f}), {row['psnr']:.2f} dB PSNR, MS-SSIM {row['ms_ssim']:.4f}")
+
+
+def _qualities(text: str) -> tuple[int, ...]:
+    """'1-8' or '1,3,5' -> qualities, each 1..8."""
+    try:
+        if "-" in text:
+            low, high = (int(v) for v in text.split("-"))
+            qualities = tuple(range(low, high + 1))
+        else:
+            qualities = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        qualities = ()
+    if not qualities or any(not 1 <= q <= 8 for q in qualities) or len(set(qualities)) < len(qualities):
+        raise typer.BadParameter(f"'{text}': give qualities 1..8 as a range (1-8) or a list (1,4,8)", param_hint="--ladder")
+    return qualities
+
+
+def _train_ladder(common: dict, ladder: str, minutes: Optional[float], trunk_share: Optional[float], given: dict) -> None:
+    from lic.train.ladder import LadderConfig, train_ladder
+
+    if given["model"] != "hyperprior":
+        raise typer.BadParameter("--ladder trains the hyperprior ladder", param_hint="--model")
+    if minutes is None:
+        raise typer.BadParameter("--ladder needs --minutes", param_hint="--minutes")
+    for key, flag in (("lmbda", "--lambda"), ("steps", "--steps")):
+        if given[key] is not None:
+            raise typer.BadParameter("--ladder takes the ladder's lambdas and plans its own steps", param_hint=flag)
+    specific = {"qualities": _qualities(ladder), "minutes": minutes, "trunk_share": trunk_share,
+                "quality": given["quality"], "metric": given["metric"], "N": given["n_channels"], "M": given["m_channels"]}
+    try:
+        config = LadderConfig(**{k: v for k, v in {**common, **specific}.items() if v is not None})
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    summary = train_ladder(config)
+    if summary["rank"] != 0:
+        return
+    if not summary["finished"]:
+        typer.echo(f"stopped after {summary['wall_seconds']:.0f} s (--max-minutes); run the same command again to resume")
+        return
+    for phase in summary["phases"].values():
+        typer.echo(f"{phase['phase']}: {phase['models']} model(s), {phase['seconds']:.0f} s, {phase['images_per_s']} images/s")
+    typer.echo(f"{len(summary['exported'])} qualities in {summary['wall_seconds']:.0f} s "
+               f"(budget {summary['minutes'] * 60:.0f} s) -> {Path(common['out']) / 'model'}")

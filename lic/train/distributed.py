@@ -56,12 +56,19 @@ class World:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
-    def any(self, flag: bool) -> bool:
+    def any(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag, true if it is true on any rank: one collective for all of them, so that
+        decisions taken on each rank's own clock are the same everywhere."""
         if self.size == 1:
-            return flag
-        t = torch.tensor([float(flag)], device=self.device)
+            return flags
+        t = torch.tensor([float(f) for f in flags], device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
+        return tuple(bool(v) for v in t.tolist())
+
+    def barrier(self) -> None:
+        """Waits until every rank is here (e.g. until rank 0 has written a file the others read)."""
+        if self.size > 1:
+            dist.barrier()
 
     def mean(self, values: torch.Tensor) -> torch.Tensor:
         """The mean over ranks (of equal-sized local batches: the global batch's value)."""

@@ -101,7 +101,10 @@ class Trainer:
     ladder (`lic.train.ladder`) runs several side by side. Works alone or as one rank of a
     torchrun world (`lic.train.distributed`)."""
 
-    def __init__(self, cfg: HyperpriorTrainConfig, world: World, images: list[torch.Tensor]) -> None:
+    def __init__(self, cfg: HyperpriorTrainConfig, world: World, images: list[torch.Tensor],
+                 start_step: int = 0) -> None:
+        """start_step: the step count of `cfg.init` weights when they continue a run (the ladder's
+        carried state); a checkpoint.pt in `cfg.out` takes precedence."""
         self.cfg, self.world = cfg, world
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -120,7 +123,8 @@ class Trainer:
             print(f"resuming {self.ckpt_path} at step {state['step']}", file=sys.stderr)
         elif cfg.init:
             print(f"initialised from {cfg.init}", file=sys.stderr)
-        self.step, self.images_seen = state.get("step", 0), state.get("images_seen", 0)
+        self.step = state.get("step", start_step)
+        self.images_seen = state.get("images_seen", start_step * cfg.batch)
         self.elapsed_before = state.get("elapsed", 0.0)
         self.noise = GlobalBatchNoise(cfg.seed, world.part, world.device)
         self.noise.install(self.model)
@@ -209,7 +213,7 @@ def train(cfg: HyperpriorTrainConfig) -> dict:
             bar.write(f"step {step}: validation bpp {v['bpp']:.4f}  PSNR {v['psnr']:.2f} dB  MS-SSIM {v['ms_ssim']:.4f}")
         if step % cfg.save_every == 0:
             trainer.checkpoint(budget.elapsed)
-        if world.any(budget.session_over()):
+        if world.any(budget.session_over())[0]:
             bar.write(f"--max-minutes reached at step {step}; resume with the same command")
             break
     bar.close()

@@ -1,0 +1,72 @@
+"""`lic train --ladder`: every quality trained and exported within --minutes, resumable."""
+
+import json
+import time
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import lic
+from lic.cli import app
+from lic.models import read_model_file
+from lic.train.common import load_weights
+from tests.conftest import photo_like
+
+TINY = ["--N", "8", "--M", "12", "--batch", "4", "--crop", "64", "--val-every", "0"]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ladder-images")
+    for i in range(4):
+        Image.fromarray(photo_like(96, 112, seed=i)).save(folder / f"{i}.png")
+    return folder
+
+
+def _ladder(images, out, qualities, *extra):
+    return CliRunner().invoke(app, ["train", str(images), "--out", str(out), *TINY, "--ladder", qualities, *extra])
+
+
+def _decodes(model_dir, quality):
+    model = str(model_dir / f"hyperprior-q{quality}.safetensors")
+    data = lic.compress(photo_like(48, 64, seed=9), quality=quality, model=model)
+    assert lic.read_header(data).quality == quality
+    return lic.decompress(data, model=model).size == (64, 48)
+
+
+def test_ladder_ends_within_its_minute_with_every_quality_exported(images, tmp_path):
+    out = tmp_path / "ladder"
+    t0 = time.monotonic()
+    r = _ladder(images, out, "1-8", "--minutes", "1")
+    wall = time.monotonic() - t0
+    assert r.exit_code == 0, r.output
+    assert 54 <= wall <= 66, wall  # the budget +-10 %
+    run = json.loads((out / "run.json").read_text())
+    assert run["finished"] and set(run["phases"]) == {"trunk", "ladder"}
+    assert all(p["images_per_s"] > 0 for p in run["phases"].values())
+    for q in range(1, 9):
+        assert read_model_file(out / "model" / f"hyperprior-q{q}.safetensors").quality == q
+        assert _decodes(out / "model", q)
+    manifest = json.loads((out / "state" / "manifest.json").read_text())
+    steps = {k: (m["step"], m["steps"]) for k, m in manifest["models"].items()}
+    assert all(done >= 0.9 * planned for done, planned in steps.values()), steps  # the lr drop was reached
+    assert all(steps[f"q{q}"][0] > 0 for q in range(1, 9))
+    state = load_weights(out / "state" / "q3.safetensors")
+    assert state["gaussian_conditional.likelihood_lower_bound.bound"] == 1e-9  # carried as float32
+
+
+def test_ladder_resumes_with_the_same_command(images, tmp_path):
+    out = tmp_path / "ladder"
+    sessions = []
+    for _ in range(6):
+        r = _ladder(images, out, "2,5", "--minutes", "0.3", "--max-minutes", "0.12", "--quality", "2")
+        assert r.exit_code == 0, r.output
+        sessions.append(r.output)
+        if "resume" not in r.output:
+            break
+    assert len(sessions) >= 2 and "resume" in sessions[0]
+    run = json.loads((out / "run.json").read_text())
+    assert run["finished"] and sorted(run["exported"]) == ["2", "5"]
+    assert run["wall_seconds"] <= 0.3 * 60 * 1.1
+    assert _decodes(out / "model", 5)
