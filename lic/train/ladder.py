@@ -14,7 +14,7 @@ Phases (the time left is re-planned from measured throughput at the start of eac
    in reserve, so the run ends, exported, before `--minutes`.
 
 Resumable state is carry-sized, in one folder: OUT/state/manifest.json and one
-`lic.train.common.carry_state` file per model (float16 parameters, float32 buffers: 7 MB for
+`lic.train.common.carry_state` file per model (float16 parameters, float32 buffers: 14 MB for
 N=128, M=192). Re-running the same command continues every model from its last save, on any
 device; Adam's moments are not carried (they would triple the state) and restart on resume.
 Under torchrun every model trains data-parallel (`lic.train.distributed`); rank 0 writes.
