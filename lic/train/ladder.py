@@ -61,16 +61,16 @@ class Ladder:
         self.out = Path(cfg.out)
         self.state_dir = self.out / "state"
         self.model_dir = self.out / "model"
-        for folder in (self.state_dir, self.model_dir):
-            folder.mkdir(parents=True, exist_ok=True)
         path = self.state_dir / "manifest.json"
         self.manifest = json.loads(path.read_text()) if path.is_file() else {
             "format": "lic-ladder-state/1", "elapsed_s": 0.0, "models": {}, "phases": {}}
         self.manifest["config"] = asdict(cfg)
-        self.budget = Budget(cfg.max_minutes, self.manifest["elapsed_s"])
-        self.log = JsonLog(self.out / "log.jsonl")
-        self.images = training_images(cfg, world.device)
+        self.budget = Budget(cfg.max_minutes, self.manifest["elapsed_s"])  # loading the data counts
+        self.images = training_images(cfg, world.device)  # bad data fails before OUT is made
         self.calibration = calibration_batch(self.images)
+        for folder in (self.state_dir, self.model_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.log = JsonLog(self.out / "log.jsonl")
 
     def remaining(self) -> float:
         return self.cfg.minutes * 60 - self.budget.elapsed
@@ -114,7 +114,7 @@ class Ladder:
                 t.advance(self.budget.elapsed)
             rounds += 1
             meter.add(cfg.batch * len(trainers))
-            if not dropped and probed and rounds >= 3:
+            if not dropped and probed:
                 rounds_left = rounds / (self.budget.elapsed - start) * (end_at - self.budget.elapsed)
                 more = max(int(world.mean(torch.tensor([rounds_left], device=world.device)).item()), 1)  # same on every rank
                 for t in trainers.values():
@@ -123,16 +123,21 @@ class Ladder:
             if rounds % cfg.save_every == 0:
                 self.save(trainers)
         seconds = self.budget.elapsed - start
-        record = {"phase": name, "models": len(trainers), "rounds": rounds, "seconds": round(seconds, 2),
-                  "images_per_s": round(meter.rate, 2), "steps": {k: t.step for k, t in trainers.items()}}
-        if complete:
-            self.manifest["phases"][name] = record
+        print(f"{name}: {rounds} steps of {len(trainers)} model(s) in {seconds:.1f} s, "
+              f"{meter.rate:.1f} images/s", file=sys.stderr)
+        before = self.manifest["phases"].get(name, {"rounds": 0, "seconds": 0.0})  # earlier sessions
+        rounds, seconds = before["rounds"] + rounds, before["seconds"] + seconds
+        record = {"phase": name, "done": complete, "models": len(trainers), "rounds": rounds,
+                  "seconds": round(seconds, 2), "images_per_s": round(rounds * cfg.batch * len(trainers) / max(seconds, 1e-9), 2),
+                  "steps": {k: t.step for k, t in trainers.items()}}
+        self.manifest["phases"][name] = record
         self.save(trainers)
         if world.is_main:
             self.log.write(record)
-        print(f"{name}: {rounds} steps of {len(trainers)} model(s) in {seconds:.1f} s, "
-              f"{meter.rate:.1f} images/s", file=sys.stderr)
         return complete
+
+    def done(self, phase: str) -> bool:
+        return self.manifest["phases"].get(phase, {}).get("done", False)
 
     def export_reserve(self, trainer: Trainer) -> float:
         """Seconds kept for the exports: one export timed, x the models, x1.5, + 1 s."""
@@ -143,12 +148,12 @@ class Ladder:
         return self.manifest["export_reserve_s"]
 
     def run(self) -> dict:
-        cfg, phases = self.cfg, self.manifest["phases"]
+        cfg = self.cfg
         init = Path(cfg.init) if cfg.init else None
         if init and init.is_dir():
             inits = _per_quality_init(init, cfg.qualities)
         else:
-            if "trunk" not in phases:
+            if not self.done("trunk"):
                 trunk = self.trainer("trunk", cfg.quality, cfg.init, lr_drop=False)
                 reserve = self.export_reserve(trunk)
                 self.manifest.setdefault("trunk_end_s", round(
@@ -159,7 +164,7 @@ class Ladder:
             inits = {q: str(self.state_dir / "trunk.safetensors") for q in cfg.qualities}
         trainers = {f"q{q}": self.trainer(f"q{q}", q, inits[q], lr_drop=True) for q in cfg.qualities}
         end = cfg.minutes * 60 - self.export_reserve(trainers[f"q{cfg.qualities[0]}"])
-        if "ladder" not in phases and not self.run_phase("ladder", trainers, end):
+        if not self.done("ladder") and not self.run_phase("ladder", trainers, end):
             return self.finish()
         return self.finish(trainers)
 
