@@ -116,6 +116,7 @@ def quantize(
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write (.safetensors)."),
     size_budget: Optional[str] = typer.Option(None, help="Largest model file, e.g. 5MB (with --bits auto)."),
     bits: str = typer.Option("auto", help="auto (needs --size-budget), one width for all layers, or LAYER=BITS,..."),
+    fix: Optional[str] = typer.Option(None, help="With --bits auto: LAYER=BITS,... kept at these widths, not allocated."),
     hessian_samples: int = typer.Option(8, min=1, help="Hutchinson samples for the Hessian traces."),
     report: Optional[Path] = typer.Option(None, help="Also write the measurements as JSON here."),
     name: str = typer.Option("hyperprior", help="Model name recorded in the file (what --model and lic eval call it)."),
@@ -128,6 +129,7 @@ def quantize(
     from lic.train.hyperprior import calibration_batch
 
     chosen = _parse_bits(bits)
+    fixed = _parse_bits(fix) if fix else None
     budget = _parse_size(size_budget) if size_budget else None
     if chosen is None and budget is None:
         raise typer.BadParameter("--bits auto needs --size-budget", param_hint="--size-budget")
@@ -142,7 +144,7 @@ def quantize(
     typer.echo(f"collecting GPTQ input statistics on {fit.shape[0]} crops", err=True)
     moments = transform_moments(model, fit)
     result = plan(model, config["lambda"], crops, calibration_batch(images[2:] or images, count=4, side=128), moments,
-                  budget, chosen, hessian_samples, log=lambda line: typer.echo(line, err=True))
+                  budget, chosen, hessian_samples, fixed, log=lambda line: typer.echo(line, err=True))
     config["weight_bits"] = result.bits
     saved = save_model_file(output, export(model, fit, result.bits, moments), config)
     typer.echo(_table(result))

@@ -86,9 +86,11 @@ def plan(
     budget_bytes: int | None = None,
     bits: dict[str, int] | None = None,
     hessian_samples: int = 8,
+    fixed: dict[str, int] | None = None,
     log=lambda line: None,
 ) -> Plan:
     """Measures sensitivities and picks widths: under `budget_bytes` (whole file), or `bits`.
+    Layers in `fixed` keep the given widths and are neither measured nor allocated.
 
     crops: where the RD loss is measured; hessian_crops: where Hessian traces are estimated;
     moments: GPTQ statistics (`transform_moments`), from crops other than `crops`.
@@ -97,18 +99,20 @@ def plan(
     params = {l: model.get_submodule(l).weight.numel() for l in QUANTIZABLE_LAYERS}
     result = Plan(bits={}, params=params)
     if bits is None:
-        sizes = {l: {b: weight_bytes(model, l, b) for b in MENU} for l in QUANTIZABLE_LAYERS}
-        weights_budget = budget_bytes - fixed_bytes(model, crops)
+        fixed = fixed or {}
+        free = tuple(l for l in QUANTIZABLE_LAYERS if l not in fixed)
+        sizes = {l: {b: weight_bytes(model, l, b) for b in MENU} for l in free}
+        weights_budget = budget_bytes - fixed_bytes(model, crops) - sum(weight_bytes(model, l, b) for l, b in fixed.items())
         allocate_bits(dict.fromkeys(sizes, dict.fromkeys(MENU, 0.0)), sizes, weights_budget)  # fails fast
         log(f"measuring the RD-loss change of each layer at {', '.join(map(str, MENU[1:]))} bits "
             f"on {crops.shape[0]} crops of {crops.shape[-1]} px")
-        result.measured = measured_rd_change(model, crops, lmbda, QUANTIZABLE_LAYERS, MENU[1:], moments)
-        for l in QUANTIZABLE_LAYERS:
+        result.measured = measured_rd_change(model, crops, lmbda, free, MENU[1:], moments)
+        for l in free:
             result.measured[l][8] = 0.0
         log(f"estimating Hessian traces (Hutchinson, {hessian_samples} samples)")
-        result.traces = hessian_traces(model, hessian_crops, lmbda, QUANTIZABLE_LAYERS, hessian_samples)
+        result.traces = hessian_traces(model, hessian_crops, lmbda, free, hessian_samples)
         result.hawq = hawq_sensitivity(model, result.traces, MENU)
-        bits = allocate_bits(monotone_costs(result.measured), sizes, weights_budget)
+        bits = {**allocate_bits(monotone_costs(result.measured), sizes, weights_budget), **fixed}
     result.bits = {l: bits.get(l, 8) for l in QUANTIZABLE_LAYERS}
     result.bytes = {l: weight_bytes(model, l, result.bits[l]) for l in QUANTIZABLE_LAYERS}
     result.joint = joint_change(model, crops, lmbda, result.bits, moments)
