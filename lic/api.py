@@ -17,7 +17,7 @@ from PIL import Image
 from lic import bitstream, models
 from lic.bitstream import FLAG_16BIT, FLAG_ALPHA, FLAG_GREY, Header
 from lic.codecs.base import Codec, Encoded, pad_to_multiple, to_device
-from lic.errors import FormatError, LicError, ModelError
+from lic.errors import FormatError, ModelError, ResourceError
 from lic.imageio import SourceImage, load_image, pack_alpha, to_pil, unpack_alpha
 
 #: Refuse to decode images larger than this many pixels (a corrupt or hostile header).
@@ -96,12 +96,12 @@ def decode_with(codec: Codec, header: Header, streams: list[bytes]) -> Image.Ima
     if height % codec.stride or width % codec.stride or height * width > MAX_PIXELS:
         raise FormatError("the file header is corrupted (impossible image size)")
     n_codec = len(streams) - int(header.has_alpha)
+    # Damaged data raises FormatError where it is found (the entropy decoders, the stream
+    # checks); nothing else is taken for corruption. Running out of memory is said as such.
     try:
         x_hat = codec.decode(Encoded(streams[:n_codec], header.check), height, width)
-    except LicError:
-        raise
-    except (ValueError, RuntimeError, IndexError, OverflowError) as e:
-        raise FormatError(f"the entropy-coded data is corrupted ({e})") from None
+    except (MemoryError, torch.cuda.OutOfMemoryError):
+        raise ResourceError(f"out of memory decoding a {header.width}x{header.height} image") from None
     rgb = to_uint8(x_hat[..., : header.height, : header.width])
     alpha = unpack_alpha(streams[-1], header.height, header.width) if header.has_alpha else None
     return to_pil(rgb, alpha, bool(header.flags & FLAG_GREY))

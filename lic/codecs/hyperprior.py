@@ -222,7 +222,7 @@ class HyperpriorCodec:
         if digest != encoded.check:
             raise DeterminismError(
                 "this machine derived different entropy parameters than the encoder "
-                "(hyper-decoder digest mismatch); the file cannot be decoded here"
+                "(hyper-decoder digest mismatch); the file is damaged or cannot be decoded here"
             )
         y = decode_symbols(_decoder(encoded.streams[1]), index.numpy(), self.y_tables)
         return {"z": z_symbols, "y": torch.from_numpy(y).to(torch.float64), "index": index, "means": means}

@@ -142,7 +142,7 @@ class VQCodec:
         if digest != encoded.check:
             raise DeterminismError(
                 "this machine derived different entropy parameters than the encoder "
-                "(index-context digest mismatch); the file cannot be decoded here"
+                "(index-context digest mismatch); the file is damaged or cannot be decoded here"
             )
         return indices
 
