@@ -142,10 +142,13 @@ def pack_alpha(alpha: np.ndarray) -> bytes:
 
 
 def unpack_alpha(data: bytes, height: int, width: int) -> np.ndarray:
+    """Inflates at most one byte more than the image needs: a stream that would inflate to
+    gigabytes (a decompression bomb) costs no more memory than an honest one."""
+    inflater = zlib.decompressobj()
     try:
-        raw = zlib.decompress(data)
+        raw = inflater.decompress(data, height * width + 1)
     except zlib.error:
         raise FormatError("the alpha stream is corrupted") from None
-    if len(raw) != height * width:
+    if len(raw) != height * width or not inflater.eof:
         raise FormatError("the alpha stream does not match the image size")
     return np.frombuffer(raw, dtype=np.uint8).reshape(height, width)
