@@ -43,7 +43,7 @@ def _run_batch(pairs: list[tuple[Path, Path]], work, what: str) -> None:
             line = work(src, dst)
         except LicError as e:
             failures += 1
-            bar.write(f"lic: error: {e}", file=sys.stderr)
+            bar.write(f"lic: error: {src}: {e}", file=sys.stderr)
             continue
         bar.write(line)
     if failures:
@@ -76,13 +76,12 @@ def encode(
     """Compress images into .lic files."""
     import lic
     from lic.eval.metrics import psnr
-    from lic.files import atomic_write, check_writable
+    from lic.files import atomic_write, check_outputs
     from lic.imageio import load_image
 
     files = expand_inputs(inputs, _image_suffixes())
     outputs = _outputs(files, output, ".lic")
-    for dst in outputs:
-        check_writable(dst, force)
+    check_outputs(files, outputs, force)
 
     def work(src: Path, dst: Path) -> str:
         source = load_image(src)
@@ -122,7 +121,7 @@ def decode(
     import io
 
     import lic
-    from lic.files import atomic_write, check_writable
+    from lic.files import atomic_write, check_outputs
 
     files = expand_inputs(inputs, {".lic"})
     outputs = _outputs(files, output, ".decoded.png")
@@ -130,7 +129,7 @@ def decode(
     for dst in outputs:
         if extensions.get(dst.suffix.lower()) not in Image.SAVE:
             raise InputError(f"{dst}: cannot tell an image format from the suffix '{dst.suffix}'")
-        check_writable(dst, force)
+    check_outputs(files, outputs, force)
 
     def work(src: Path, dst: Path) -> str:
         t0 = time.perf_counter()

@@ -104,16 +104,24 @@ def pack(header: Header, streams: list[bytes]) -> bytes:
     return bytes(body)
 
 
+_MAX_STREAMS = 64
+_MAX_BYTES_PER_PIXEL = 4  # more than raw RGBA: no honest file is larger (plus a small allowance)
+
+
 def _declared_size(data: bytes) -> int | None:
-    """The file size the header claims, or None if the header itself is unreadable."""
+    """The file size the header claims, or None if the header is unreadable or claims a size
+    no honest file of its image size could have (then a length field is what is damaged)."""
     try:
         reader = _Reader(data, _FIXED.size)
-        *_, count = (reader.varint() for _ in range(5))
-        if count > 64:
+        width, height, pad_bottom, pad_right, count = (reader.varint() for _ in range(5))
+        if count > _MAX_STREAMS:
             return None
-        return reader.pos + sum(reader.varint() for _ in range(count)) + 4
+        lengths = [reader.varint() for _ in range(count)]
     except FormatError:
         return None
+    size = reader.pos + sum(lengths) + 4
+    coded_pixels = (width + pad_right) * (height + pad_bottom)
+    return size if size <= _MAX_BYTES_PER_PIXEL * coded_pixels + 1024 else None
 
 
 def unpack(data: bytes) -> tuple[Header, list[bytes]]:
@@ -137,7 +145,7 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
         raise FormatError(f"format version {version} is not supported (this lic reads version {VERSION})")
     reader = _Reader(data, _FIXED.size)
     width, height, pad_bottom, pad_right, count = (reader.varint() for _ in range(5))
-    if count > 64:
+    if count > _MAX_STREAMS:
         raise FormatError("the file header is corrupted (too many streams)")
     lengths = [reader.varint() for _ in range(count)]
     if reader.pos + sum(lengths) + 4 != len(data):

@@ -109,6 +109,8 @@ def from_pil(image: Image.Image, name: str = "image", bit_depth: int | None = No
 def from_array(array: np.ndarray) -> SourceImage:
     if array.dtype != np.uint8:
         raise InputError(f"arrays must be uint8 (got {array.dtype})")
+    if 0 in array.shape[:2]:
+        raise InputError(f"the image is empty (shape {array.shape})")
     if array.ndim == 2:
         return SourceImage(np.repeat(array[..., None], 3, axis=2), None, True, 8)
     if array.ndim == 3 and array.shape[2] in (3, 4):
