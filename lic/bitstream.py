@@ -19,6 +19,15 @@ Layout, version 1 (integers little-endian; "varint" is unsigned LEB128):
     end-4  4     CRC-32 of every byte before it
 
 The header is small on purpose: at the VQ codec's rates a whole image is a few hundred bytes.
+
+Compatibility rule. Files are archived for years, so the format is pinned by golden files:
+`tests/fixtures/golden-*.lic` must decode to the pixel hashes in `tests/fixtures/goldens.json`
+(`tests/test_goldens.py`). A deliberate change to this layout, the entropy coder, its tables
+or a decoder network bumps `VERSION`, keeps decoding the old versions or refuses them by
+name ("format version N is not supported"), and regenerates the goldens
+(`python tests/fixtures/make_goldens.py`) in the same commit. Replacing a shipped model
+changes no format: old files name their model by hash and are refused as needing a model
+that is not installed, so the goldens are regenerated then too.
 """
 
 from __future__ import annotations
