@@ -16,6 +16,7 @@ from lic.cli.app import app, expand_inputs, fail, user_errors
 from lic.errors import InputError, LicError
 
 _DEVICE_HELP = "cpu or cuda (decoded pixels are the same on both)."
+_MAX_PIXELS_HELP = "Refuse images with more pixels than this (default: lic.api.MAX_PIXELS, about 134 million)."
 
 
 def _outputs(files: list[Path], out: Optional[Path], suffix: str) -> list[Path]:
@@ -72,6 +73,7 @@ def encode(
     device: str = typer.Option("cpu", help=_DEVICE_HELP),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     verify: bool = typer.Option(True, help="Decode the result and report its PSNR."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help=_MAX_PIXELS_HELP),
 ) -> None:
     """Compress images into .lic files."""
     import lic
@@ -86,14 +88,14 @@ def encode(
     def work(src: Path, dst: Path) -> str:
         source = load_image(src)
         t0 = time.perf_counter()
-        data = lic.compress(src, quality=quality, model=model, device=device)
+        data = lic.compress(source, quality=quality, model=model, device=device, max_pixels=max_pixels)
         t_enc = time.perf_counter() - t0
         atomic_write(dst, data, force)
         bpp = 8 * len(data) / (source.width * source.height)
         line = f"{src} -> {dst}: {len(data):,} bytes, {bpp:.4f} bpp, encode {t_enc:.2f} s"
         if verify:
             t0 = time.perf_counter()
-            decoded = load_image(lic.decompress(data, model=model, device=device))
+            decoded = load_image(lic.decompress(data, model=model, device=device, max_pixels=max_pixels))
             t_dec = time.perf_counter() - t0
             line += f", decode {t_dec:.2f} s, PSNR {psnr(source.rgb, decoded.rgb):.2f} dB"
         return line
@@ -116,6 +118,7 @@ def decode(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model file, if it is not in the zoo."),
     device: str = typer.Option("cpu", help=_DEVICE_HELP),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help=_MAX_PIXELS_HELP),
 ) -> None:
     """Decompress .lic files into images."""
     import io
@@ -133,7 +136,7 @@ def decode(
 
     def work(src: Path, dst: Path) -> str:
         t0 = time.perf_counter()
-        image = lic.decompress(src.read_bytes(), model=model, device=device)
+        image = lic.decompress(src.read_bytes(), model=model, device=device, max_pixels=max_pixels)
         seconds = time.perf_counter() - t0
         buffer = io.BytesIO()
         try:

@@ -119,7 +119,9 @@ def from_array(array: np.ndarray) -> SourceImage:
     raise InputError(f"arrays must be H x W, H x W x 3 or H x W x 4 (got shape {array.shape})")
 
 
-def load_image(source: "str | Path | Image.Image | np.ndarray") -> SourceImage:
+def load_image(source: "str | Path | Image.Image | np.ndarray | SourceImage") -> SourceImage:
+    if isinstance(source, SourceImage):
+        return source
     if isinstance(source, np.ndarray):
         return from_array(source)
     if isinstance(source, Image.Image):

@@ -28,7 +28,12 @@ class Codec(Protocol):
         """x: [1, 3, H, W] float in [0, 1], H and W multiples of `stride`."""
 
     def decode(self, encoded: Encoded, height: int, width: int) -> Tensor:
-        """Returns [1, 3, height, width] float in [0, 1] (before clamping)."""
+        """Returns the decoded 8-bit pixels [1, 3, height, width] (`to_pixels`)."""
+
+
+def to_pixels(x: Tensor) -> Tensor:
+    """8-bit pixels (uint8, same shape) from a decoder's output in about [0, 1]."""
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, int, int]:

@@ -26,6 +26,8 @@ import atheris
 with atheris.instrument_imports(include=["lic"]):
     import lic
     import lic.api
+    import lic.codecs.hyperprior  # imported lazily by lic: instrument them here
+    import lic.codecs.vq
     from lic.errors import LicError
 
 FIX_CRC_ONE_IN = 8  # one output in this many keeps a wrong CRC, to exercise that path too
