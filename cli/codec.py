@@ -15,7 +15,8 @@ from tqdm import tqdm
 from lic.cli.app import app, expand_inputs, fail, user_errors
 from lic.errors import InputError, LicError
 
-_DEVICE_HELP = "cpu or cuda (decoded pixels are the same on both)."
+_DEVICE_HELP = ("cpu, cuda or cuda:N. Both codecs decode with exact integer entropy models and float64 "
+                "synthesis on every device, so decoded pixels are the same on CPU and GPU.")
 _MAX_PIXELS_HELP = "Refuse images with more pixels than this (default: lic.api.MAX_PIXELS, about 134 million)."
 
 
