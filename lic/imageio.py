@@ -14,6 +14,7 @@ The codecs code 8-bit RGB. What happens to everything else:
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,11 @@ def _open(path: Path) -> tuple[Image.Image, int]:
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image")
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():
+            # lic's own limit (lic.api.MAX_PIXELS, --max-pixels) decides what is too large;
+            # Pillow's warning above 89 megapixels would only be noise on stderr.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
         bit_depth = _source_bit_depth(image)
         image.load()
     except UnidentifiedImageError:

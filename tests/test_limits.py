@@ -69,3 +69,13 @@ def test_alpha_bombs_are_not_inflated():
     assert np.array_equal(unpack_alpha(zlib.compress(alpha.tobytes()), 64, 64), alpha)
     with pytest.raises(FormatError):  # a stream that holds more than the image, then stops
         unpack_alpha(zlib.compress(alpha.tobytes() + b"x"), 64, 64)
+
+
+def test_pillows_bomb_warning_is_not_printed(tmp_path, monkeypatch, recwarn):
+    from PIL import Image
+
+    path = tmp_path / "big.png"
+    Image.fromarray(photo_like(40, 50)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1500)  # 2000 pixels: over it, under twice it
+    lic.compress(path, quality=1)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
