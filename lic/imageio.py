@@ -120,7 +120,7 @@ def from_array(array: np.ndarray) -> SourceImage:
         return SourceImage(np.repeat(array[..., None], 3, axis=2), None, True, 8)
     if array.ndim == 3 and array.shape[2] in (3, 4):
         alpha = array[..., 3].copy() if array.shape[2] == 4 else None
-        return SourceImage(np.ascontiguousarray(array[..., :3]), alpha, False, 8)
+        return SourceImage(array[..., :3].copy(), alpha, False, 8)  # ours: writable, contiguous
     raise InputError(f"arrays must be H x W, H x W x 3 or H x W x 4 (got shape {array.shape})")
 
 

@@ -20,7 +20,7 @@ UNTILED = 10**6
 
 
 def _image(height: int = 200, width: int = 330) -> np.ndarray:
-    return np.asarray(Image.open(SAMPLES / "landscape.png").convert("RGB"))[:height, :width]
+    return np.array(Image.open(SAMPLES / "landscape.png").convert("RGB"))[:height, :width]
 
 
 def _codec(model: str, quality: int, tile: int):
