@@ -30,7 +30,7 @@ def check_outputs(inputs: list[Path], outputs: list[Path], force: bool) -> None:
         if target in sources:
             raise InputError(f"{dst}: is an input of this command; refusing to write over it")
         if target in claimed:
-            raise InputError(f"{claimed[target]} and {src} would both be written to {dst}; give -o a folder per input or rename one")
+            raise InputError(f"{claimed[target]} and {src} would both be written to {dst}; rename one or code them separately")
         claimed[target] = src
         check_writable(dst, force)
 
