@@ -20,6 +20,22 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from lic import __version__
+
+        typer.echo(f"lic {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version of lic and exit."),
+) -> None:
+    """Learned image compression with real bitstreams."""
+
+
 def fail(message: str, code: int = 1) -> "typer.Exit":
     typer.echo(f"lic: error: {message}", err=True)
     return typer.Exit(code)

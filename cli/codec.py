@@ -15,7 +15,9 @@ from tqdm import tqdm
 from lic.cli.app import app, expand_inputs, fail, user_errors
 from lic.errors import InputError, LicError
 
-_DEVICE_HELP = "cpu or cuda (decoded pixels are the same on both)."
+_DEVICE_HELP = ("cpu, cuda or cuda:N. Both codecs decode with exact integer entropy models and float64 "
+                "synthesis on every device, so decoded pixels are the same on CPU and GPU.")
+_MAX_PIXELS_HELP = "Refuse images with more pixels than this (default: lic.api.MAX_PIXELS, about 134 million)."
 
 
 def _outputs(files: list[Path], out: Optional[Path], suffix: str) -> list[Path]:
@@ -43,7 +45,7 @@ def _run_batch(pairs: list[tuple[Path, Path]], work, what: str) -> None:
             line = work(src, dst)
         except LicError as e:
             failures += 1
-            bar.write(f"lic: error: {e}", file=sys.stderr)
+            bar.write(f"lic: error: {src}: {e}", file=sys.stderr)
             continue
         bar.write(line)
     if failures:
@@ -72,29 +74,29 @@ def encode(
     device: str = typer.Option("cpu", help=_DEVICE_HELP),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     verify: bool = typer.Option(True, help="Decode the result and report its PSNR."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help=_MAX_PIXELS_HELP),
 ) -> None:
     """Compress images into .lic files."""
     import lic
     from lic.eval.metrics import psnr
-    from lic.files import atomic_write, check_writable
+    from lic.files import atomic_write, check_outputs
     from lic.imageio import load_image
 
     files = expand_inputs(inputs, _image_suffixes())
     outputs = _outputs(files, output, ".lic")
-    for dst in outputs:
-        check_writable(dst, force)
+    check_outputs(files, outputs, force)
 
     def work(src: Path, dst: Path) -> str:
         source = load_image(src)
         t0 = time.perf_counter()
-        data = lic.compress(src, quality=quality, model=model, device=device)
+        data = lic.compress(source, quality=quality, model=model, device=device, max_pixels=max_pixels)
         t_enc = time.perf_counter() - t0
         atomic_write(dst, data, force)
         bpp = 8 * len(data) / (source.width * source.height)
         line = f"{src} -> {dst}: {len(data):,} bytes, {bpp:.4f} bpp, encode {t_enc:.2f} s"
         if verify:
             t0 = time.perf_counter()
-            decoded = load_image(lic.decompress(data, model=model, device=device))
+            decoded = load_image(lic.decompress(data, model=model, device=device, max_pixels=max_pixels))
             t_dec = time.perf_counter() - t0
             line += f", decode {t_dec:.2f} s, PSNR {psnr(source.rgb, decoded.rgb):.2f} dB"
         return line
@@ -117,12 +119,13 @@ def decode(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model file, if it is not in the zoo."),
     device: str = typer.Option("cpu", help=_DEVICE_HELP),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help=_MAX_PIXELS_HELP),
 ) -> None:
     """Decompress .lic files into images."""
     import io
 
     import lic
-    from lic.files import atomic_write, check_writable
+    from lic.files import atomic_write, check_outputs
 
     files = expand_inputs(inputs, {".lic"})
     outputs = _outputs(files, output, ".decoded.png")
@@ -130,11 +133,11 @@ def decode(
     for dst in outputs:
         if extensions.get(dst.suffix.lower()) not in Image.SAVE:
             raise InputError(f"{dst}: cannot tell an image format from the suffix '{dst.suffix}'")
-        check_writable(dst, force)
+    check_outputs(files, outputs, force)
 
     def work(src: Path, dst: Path) -> str:
         t0 = time.perf_counter()
-        image = lic.decompress(src.read_bytes(), model=model, device=device)
+        image = lic.decompress(src.read_bytes(), model=model, device=device, max_pixels=max_pixels)
         seconds = time.perf_counter() - t0
         buffer = io.BytesIO()
         try:

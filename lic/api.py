@@ -16,12 +16,26 @@ from PIL import Image
 
 from lic import bitstream, models
 from lic.bitstream import FLAG_16BIT, FLAG_ALPHA, FLAG_GREY, Header
-from lic.codecs.base import Codec, Encoded, pad_to_multiple, to_device
-from lic.errors import FormatError, LicError, ModelError
+from lic.codecs.base import Codec, Encoded, pad_to_multiple, to_device, to_pixels
+from lic.errors import FormatError, ModelError, ResourceError
 from lic.imageio import SourceImage, load_image, pack_alpha, to_pil, unpack_alpha
 
-#: Refuse to decode images larger than this many pixels (a corrupt or hostile header).
-MAX_PIXELS = 1 << 28
+#: The largest image (in pixels) that is encoded or decoded unless
+#: the caller passes a larger `max_pixels` (`--max-pixels`), like Pillow's MAX_IMAGE_PIXELS.
+#: A header is checked against it before anything is allocated for the image, so a file
+#: that claims 65535x65535 is refused at once. 2**27 is about 134 megapixels (12000x8000
+#: decodes in under 12 GB).
+MAX_PIXELS = 1 << 27
+
+
+def check_pixels(width: int, height: int, max_pixels: int | None) -> None:
+    """A ResourceError if a `width` x `height` image (padded) is over the pixel limit."""
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    if width * height > limit:
+        raise ResourceError(
+            f"a {width}x{height} image ({width * height / 1e6:.1f} megapixels) is over the limit of "
+            f"{limit / 1e6:.1f} megapixels (raise it with --max-pixels or lic.api.MAX_PIXELS)"
+        )
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -29,19 +43,22 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return to_pixels(x[0]).permute(1, 2, 0).numpy()
 
 
 def compress(
-    image: "str | Path | Image.Image | np.ndarray",
+    image: "str | Path | Image.Image | np.ndarray | SourceImage",
     quality: int = 3,
     model: str = "hyperprior",
     device: str = "cpu",
+    max_pixels: int | None = None,
 ) -> bytes:
     """Encodes an image (path, PIL image or uint8 array) into the bytes of a .lic file."""
+    source = load_image(image)
+    check_pixels(source.width, source.height, max_pixels)
     model_file = models.find(model, quality)
     codec = models.load_codec(model_file.path, str(to_device(device)), quality)
-    return encode_with(codec, load_image(image), quality, model_file.hash)
+    return encode_with(codec, source, quality, model_file.hash)
 
 
 def encode_with(codec: Codec, source: SourceImage, quality: int, model_hash: bytes) -> bytes:
@@ -80,9 +97,12 @@ def _model_for(header: Header, model: str | None) -> models.ModelFile:
     return model_file
 
 
-def decompress(data: bytes, model: str | None = None, device: str = "cpu") -> Image.Image:
-    """Decodes .lic bytes to a PIL image (RGB, L, RGBA or LA, as the source was)."""
+def decompress(data: bytes, model: str | None = None, device: str = "cpu", max_pixels: int | None = None) -> Image.Image:
+    """Decodes .lic bytes to a PIL image (RGB, L, RGBA or LA, as the source was).
+
+    Images over `max_pixels` (default `MAX_PIXELS`) are refused from the header alone."""
     header, streams = bitstream.unpack(data)
+    check_pixels(header.width, header.height, max_pixels)  # padding is checked against the stride
     model_file = _model_for(header, model)
     codec = models.load_codec(model_file.path, str(to_device(device)), header.quality)
     if codec.codec_id != header.codec_id:
@@ -93,15 +113,15 @@ def decompress(data: bytes, model: str | None = None, device: str = "cpu") -> Im
 def decode_with(codec: Codec, header: Header, streams: list[bytes]) -> Image.Image:
     """Decodes parsed container contents with an already-loaded codec."""
     height, width = header.height + header.pad_bottom, header.width + header.pad_right
-    if height % codec.stride or width % codec.stride or height * width > MAX_PIXELS:
+    if height % codec.stride or width % codec.stride or max(header.pad_bottom, header.pad_right) >= codec.stride:
         raise FormatError("the file header is corrupted (impossible image size)")
     n_codec = len(streams) - int(header.has_alpha)
+    # Damaged data raises FormatError where it is found (the entropy decoders, the stream
+    # checks); nothing else is taken for corruption. Running out of memory is said as such.
     try:
         x_hat = codec.decode(Encoded(streams[:n_codec], header.check), height, width)
-    except LicError:
-        raise
-    except (ValueError, RuntimeError, IndexError, OverflowError) as e:
-        raise FormatError(f"the entropy-coded data is corrupted ({e})") from None
-    rgb = to_uint8(x_hat[..., : header.height, : header.width])
+    except (MemoryError, torch.cuda.OutOfMemoryError):
+        raise ResourceError(f"out of memory decoding a {header.width}x{header.height} image") from None
+    rgb = x_hat[0, :, : header.height, : header.width].permute(1, 2, 0).numpy()
     alpha = unpack_alpha(streams[-1], header.height, header.width) if header.has_alpha else None
     return to_pil(rgb, alpha, bool(header.flags & FLAG_GREY))

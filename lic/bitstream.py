@@ -19,6 +19,15 @@ Layout, version 1 (integers little-endian; "varint" is unsigned LEB128):
     end-4  4     CRC-32 of every byte before it
 
 The header is small on purpose: at the VQ codec's rates a whole image is a few hundred bytes.
+
+Compatibility rule. Files are archived for years, so the format is pinned by golden files:
+`tests/fixtures/golden-*.lic` must decode to the pixel hashes in `tests/fixtures/goldens.json`
+(`tests/test_goldens.py`). A deliberate change to this layout, the entropy coder, its tables
+or a decoder network bumps `VERSION`, keeps decoding the old versions or refuses them by
+name ("format version N is not supported"), and regenerates the goldens
+(`python tests/fixtures/make_goldens.py`) in the same commit. Replacing a shipped model
+changes no format: old files name their model by hash and are refused as needing a model
+that is not installed, so the goldens are regenerated then too.
 """
 
 from __future__ import annotations
@@ -104,16 +113,24 @@ def pack(header: Header, streams: list[bytes]) -> bytes:
     return bytes(body)
 
 
+_MAX_STREAMS = 64
+_MAX_BYTES_PER_PIXEL = 4  # more than raw RGBA: no honest file is larger (plus a small allowance)
+
+
 def _declared_size(data: bytes) -> int | None:
-    """The file size the header claims, or None if the header itself is unreadable."""
+    """The file size the header claims, or None if the header is unreadable or claims a size
+    no honest file of its image size could have (then a length field is what is damaged)."""
     try:
         reader = _Reader(data, _FIXED.size)
-        *_, count = (reader.varint() for _ in range(5))
-        if count > 64:
+        width, height, pad_bottom, pad_right, count = (reader.varint() for _ in range(5))
+        if count > _MAX_STREAMS:
             return None
-        return reader.pos + sum(reader.varint() for _ in range(count)) + 4
+        lengths = [reader.varint() for _ in range(count)]
     except FormatError:
         return None
+    size = reader.pos + sum(lengths) + 4
+    coded_pixels = (width + pad_right) * (height + pad_bottom)
+    return size if size <= _MAX_BYTES_PER_PIXEL * coded_pixels + 1024 else None
 
 
 def unpack(data: bytes) -> tuple[Header, list[bytes]]:
@@ -137,7 +154,7 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
         raise FormatError(f"format version {version} is not supported (this lic reads version {VERSION})")
     reader = _Reader(data, _FIXED.size)
     width, height, pad_bottom, pad_right, count = (reader.varint() for _ in range(5))
-    if count > 64:
+    if count > _MAX_STREAMS:
         raise FormatError("the file header is corrupted (too many streams)")
     lengths = [reader.varint() for _ in range(count)]
     if reader.pos + sum(lengths) + 4 != len(data):

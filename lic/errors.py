@@ -23,3 +23,7 @@ class ModelError(LicError):
 
 class DeterminismError(LicError):
     """This machine derived different entropy parameters than the encoder did."""
+
+
+class ResourceError(LicError):
+    """The work is valid but exceeds a limit: the pixel limit, or the memory of this machine."""

@@ -19,6 +19,22 @@ def check_writable(path: Path, force: bool) -> None:
         raise InputError(f"{path.parent}: no such folder")
 
 
+def check_outputs(inputs: list[Path], outputs: list[Path], force: bool) -> None:
+    """Fails before any work is done if an output would replace an input (even with --force:
+    that loses the source), if two inputs map to one output (one result would silently
+    replace the other), or if any output cannot be written."""
+    sources = {p.resolve(): p for p in inputs}
+    claimed: dict[Path, Path] = {}
+    for src, dst in zip(inputs, outputs):
+        target = dst.resolve()
+        if target in sources:
+            raise InputError(f"{dst}: is an input of this command; refusing to write over it")
+        if target in claimed:
+            raise InputError(f"{claimed[target]} and {src} would both be written to {dst}; rename one or code them separately")
+        claimed[target] = src
+        check_writable(dst, force)
+
+
 def give_default_permissions(path: "str | Path") -> None:
     """Files made by mkstemp or safetensors are 0600; users expect what their umask gives."""
     mask = os.umask(0)

@@ -14,6 +14,7 @@ The codecs code 8-bit RGB. What happens to everything else:
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,11 @@ def _open(path: Path) -> tuple[Image.Image, int]:
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image")
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():
+            # lic's own limit (lic.api.MAX_PIXELS, --max-pixels) decides what is too large;
+            # Pillow's warning above 89 megapixels would only be noise on stderr.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
         bit_depth = _source_bit_depth(image)
         image.load()
     except UnidentifiedImageError:
@@ -109,15 +114,19 @@ def from_pil(image: Image.Image, name: str = "image", bit_depth: int | None = No
 def from_array(array: np.ndarray) -> SourceImage:
     if array.dtype != np.uint8:
         raise InputError(f"arrays must be uint8 (got {array.dtype})")
+    if 0 in array.shape[:2]:
+        raise InputError(f"the image is empty (shape {array.shape})")
     if array.ndim == 2:
         return SourceImage(np.repeat(array[..., None], 3, axis=2), None, True, 8)
     if array.ndim == 3 and array.shape[2] in (3, 4):
         alpha = array[..., 3].copy() if array.shape[2] == 4 else None
-        return SourceImage(np.ascontiguousarray(array[..., :3]), alpha, False, 8)
+        return SourceImage(array[..., :3].copy(), alpha, False, 8)  # ours: writable, contiguous
     raise InputError(f"arrays must be H x W, H x W x 3 or H x W x 4 (got shape {array.shape})")
 
 
-def load_image(source: "str | Path | Image.Image | np.ndarray") -> SourceImage:
+def load_image(source: "str | Path | Image.Image | np.ndarray | SourceImage") -> SourceImage:
+    if isinstance(source, SourceImage):
+        return source
     if isinstance(source, np.ndarray):
         return from_array(source)
     if isinstance(source, Image.Image):
@@ -142,10 +151,13 @@ def pack_alpha(alpha: np.ndarray) -> bytes:
 
 
 def unpack_alpha(data: bytes, height: int, width: int) -> np.ndarray:
+    """Inflates at most one byte more than the image needs: a stream that would inflate to
+    gigabytes (a decompression bomb) costs no more memory than an honest one."""
+    inflater = zlib.decompressobj()
     try:
-        raw = zlib.decompress(data)
+        raw = inflater.decompress(data, height * width + 1)
     except zlib.error:
         raise FormatError("the alpha stream is corrupted") from None
-    if len(raw) != height * width:
+    if len(raw) != height * width or not inflater.eof:
         raise FormatError("the alpha stream does not match the image size")
     return np.frombuffer(raw, dtype=np.uint8).reshape(height, width)

@@ -106,4 +106,12 @@ def _load_codec(path: Path, device: str):
 
     model = read_model_file(path)
     tensors = load_file(str(path))
-    return codec_class(model.family)(tensors, model.config, torch.device(device))
+    try:
+        return codec_class(model.family)(tensors, model.config, torch.device(device))
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        # A config or tensor the codec needs is missing or malformed (load_state_dict says
+        # so with a RuntimeError over many lines; its first line names the part).
+        detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ModelError(f"{path}: not a complete {model.family} model ({detail})") from None

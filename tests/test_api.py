@@ -8,7 +8,7 @@ from PIL import Image
 
 import lic
 from lic.errors import FormatError, InputError, ModelError
-from tests.conftest import photo_like
+from helpers import photo_like
 
 
 @pytest.fixture()

@@ -74,3 +74,19 @@ def test_truncation_and_damage_are_told_apart():
     damaged[4] ^= 1
     with pytest.raises(FormatError, match="checksum"):
         bitstream.unpack(bytes(damaged))
+
+
+def test_truncation_states_the_declared_size():
+    data = _file()
+    for cut in (1, 4, 5, 100, 300):
+        with pytest.raises(FormatError, match=rf"truncated \({len(data) - cut} of {len(data)} bytes\)"):
+            bitstream.unpack(data[:-cut])
+
+
+def test_a_damaged_length_field_is_not_reported_as_an_absurd_size():
+    data = _file()
+    lengths_at = data.index(bytes([3, 10, 0xAC, 0x02, 0]))  # stream count 3, lengths 10, 300, 0
+    damaged = data[: lengths_at + 2] + b"\xff" * 7 + b"\x7f" + data[lengths_at + 4 :]  # 300 -> ~2**56
+    with pytest.raises(FormatError) as e:
+        bitstream.unpack(damaged)
+    assert "checksum mismatch" in str(e.value) and not any(len(w) > 9 for w in str(e.value).split())

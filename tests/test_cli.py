@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from lic.cli import app
-from tests.conftest import photo_like
+from helpers import photo_like
 
 runner = CliRunner()
 

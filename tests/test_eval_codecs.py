@@ -11,7 +11,7 @@ from lic.errors import LicError
 from lic.eval.baselines import BASELINES
 from lic.eval.codecs import resolve
 from lic.eval.metrics import psnr
-from tests.conftest import photo_like
+from helpers import photo_like
 
 # Odd sides on purpose: chroma subsampling, HEVC's 8-pixel CUs and downscaling must all cope.
 IMAGE = photo_like(45, 61)

@@ -11,7 +11,7 @@ from lic.eval import harness
 from lic.eval.codecs import resolve
 from lic.eval.harness import MetricSet, evaluate
 from lic.eval.results import ROWS_FILE, read_curve, read_rows
-from tests.conftest import photo_like
+from helpers import photo_like
 
 
 @pytest.fixture()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lic.eval import metrics, perceptual
-from tests.conftest import photo_like
+from helpers import photo_like
 
 
 def test_psnr_of_identical_images_is_capped():

@@ -7,7 +7,7 @@ import pytest
 from lic.eval.baselines import BASELINES
 from lic.eval.harness import MetricSet, Meter, measure
 from lic.eval.results import ROWS_FILE, make_curve, read_curve, read_rows
-from tests.conftest import DATA, REPO, needs_data
+from helpers import DATA, REPO, needs_data
 
 KODAK_RESULTS = REPO / "eval" / "results" / "kodak"
 REFERENCE = REPO / "eval" / "reference"

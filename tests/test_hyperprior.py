@@ -11,7 +11,7 @@ from lic import bitstream
 from lic.api import to_tensor
 from lic.codecs.base import pad_to_multiple
 from lic.errors import DeterminismError
-from tests.conftest import assert_same_pixels_everywhere, photo_like, with_other_check
+from helpers import assert_same_pixels_everywhere, photo_like, with_other_check
 
 
 @pytest.fixture(scope="module")

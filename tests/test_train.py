@@ -12,7 +12,7 @@ import lic
 from lic.cli import app
 from lic.errors import InputError
 from lic.train.data import CropSampler, load_images
-from tests.conftest import photo_like
+from helpers import photo_like
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from lic.imageio import load_image
 from lic.models import load_codec, save_model_file
 from lic.train.vq_context import fit_context_model, index_maps
 from lic.train.vq_levels import encode_latents, spherical_kmeans
-from tests.conftest import assert_same_pixels_everywhere, photo_like, with_other_check
+from helpers import assert_same_pixels_everywhere, photo_like, with_other_check
 
 ARCH = VQArchitecture(channels=(8, 8, 8, 8), blocks=(1, 1, 1, 1), code_dim=4, codebook_size=64)
 SIZES = {1: 32, 2: 64}

@@ -13,7 +13,7 @@ from lic.codecs.vq_model import VQArchitecture, VQAutoencoder
 from lic.train import gan
 from lic.train.vq import msssim_loss
 from lic.train.vq_levels import finetune_codebook, spherical_kmeans
-from tests.conftest import photo_like
+from helpers import photo_like
 
 
 @pytest.mark.parametrize("k", [1, 7, 37, 200])

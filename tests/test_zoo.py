@@ -9,7 +9,7 @@ from lic import models
 from lic.cli import app
 from lic.eval.metrics import psnr
 from lic.imageio import load_image
-from tests.conftest import DATA, SAMPLES, needs_data
+from helpers import DATA, SAMPLES, needs_data
 
 LADDER = [1, 2, 3, 4, 5, 6, 7, 8]
 

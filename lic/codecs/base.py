@@ -28,7 +28,12 @@ class Codec(Protocol):
         """x: [1, 3, H, W] float in [0, 1], H and W multiples of `stride`."""
 
     def decode(self, encoded: Encoded, height: int, width: int) -> Tensor:
-        """Returns [1, 3, height, width] float in [0, 1] (before clamping)."""
+        """Returns the decoded 8-bit pixels [1, 3, height, width] (`to_pixels`)."""
+
+
+def to_pixels(x: Tensor) -> Tensor:
+    """8-bit pixels (uint8, same shape) from a decoder's output in about [0, 1]."""
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, int, int]:
@@ -41,8 +46,18 @@ def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, int, int]:
 
 
 def to_device(device: str) -> torch.device:
-    if device == "cuda" and not torch.cuda.is_available():
-        from lic.errors import InputError
+    """The torch device for `--device`: the CPU or an existing CUDA GPU, else an InputError."""
+    from lic.errors import InputError
 
-        raise InputError("--device cuda was asked for, but no CUDA GPU is available")
-    return torch.device(device)
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
+        raise InputError(f"unknown device '{device}' (use cpu, cuda or cuda:N)")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {device} was asked for, but no CUDA GPU is available")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise InputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return parsed

@@ -43,7 +43,8 @@ from compressai.models.utils import conv, deconv
 import constriction
 from torch import Tensor, nn
 
-from lic.codecs.base import Encoded
+from lic.codecs.base import Encoded, to_pixels
+from lic.codecs.tiling import run_tiled
 from lic.entropy import CdfTables, decode_symbols, encode_symbols
 from lic.entropy.integer_net import IntegerNet, quantize_network
 from lic.errors import DeterminismError, FormatError, ModelError
@@ -55,6 +56,7 @@ SCALE_LOG_STEP = math.log(SCALE_MAX / SCALE_MIN) / (SCALE_LEVELS - 1)
 MEAN_STEP = 1 / 16  # grid of the means h_s outputs
 Z_STEP = 1 / 16  # grid of z_hat as h_s reads it
 Z_INPUT_BOUND = 2**15  # |z_hat / Z_STEP| is clipped here before h_s (never reached in practice)
+TRANSFORM_HALO = 2  # latents: g_a's and g_s's receptive fields reach 1.9 latents beyond a latent's own pixels
 
 
 def scale_table() -> Tensor:
@@ -185,6 +187,7 @@ class HyperpriorCodec:
     codec_id: ClassVar[int] = 1
     family: ClassVar[str] = "hyperprior"
     stride = 64
+    tile = 32  # latents per tile side in g_a and g_s: 512x512 pixels, ~0.3 GB of float64 activations
 
     def __init__(self, tensors: dict[str, Tensor], config: dict, device: torch.device) -> None:
         N, M = int(config["N"]), int(config["M"])
@@ -221,8 +224,8 @@ class HyperpriorCodec:
     @torch.no_grad()
     def analyse(self, x: Tensor) -> dict[str, Tensor]:
         """Everything the encoder decides: z and y symbols, table indices, means."""
-        y = self.g_a(x.to(self.device, torch.float32))
-        z = self.h_a(y).to("cpu", torch.float64)
+        y = run_tiled(lambda t: self.g_a(t.to(self.device)), x.to(torch.float32), 16, 1, self.tile, TRANSFORM_HALO)
+        z = self.h_a(y.to(self.device)).to("cpu", torch.float64)
         z_symbols = torch.round(z - self.z_medians16 * Z_STEP)
         index, means, digest = self._entropy_parameters(z_symbols)
         y_symbols = torch.round(y.to("cpu", torch.float64) - means)
@@ -250,14 +253,16 @@ class HyperpriorCodec:
         if digest != encoded.check:
             raise DeterminismError(
                 "this machine derived different entropy parameters than the encoder "
-                "(hyper-decoder digest mismatch); the file cannot be decoded here"
+                "(hyper-decoder digest mismatch); the file is damaged or cannot be decoded here"
             )
         y = decode_symbols(_decoder(encoded.streams[1]), index.numpy(), self.y_tables)
         return {"z": z_symbols, "y": torch.from_numpy(y).to(torch.float64), "index": index, "means": means}
 
     @torch.no_grad()
     def synthesise(self, y_hat: Tensor) -> Tensor:
-        return self.g_s(y_hat.to(self.device, torch.float64)).cpu()
+        """8-bit pixels from y_hat, `tile` x `tile` latents at a time (memory per tile)."""
+        return run_tiled(lambda t: self.g_s(t.to(self.device, torch.float64)), y_hat, 1, 16, self.tile,
+                         TRANSFORM_HALO, finish=lambda t: to_pixels(t).cpu())
 
     def decode(self, encoded: Encoded, height: int, width: int) -> Tensor:
         s = self.decode_symbols(encoded, height, width)

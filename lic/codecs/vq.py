@@ -22,13 +22,13 @@ coding an image costs log2(K)/256 bits per pixel. One model file holds all level
 Determinism: the encoder's choices need not be reproducible (the decoder only reads
 indices). What the decoder derives -- the probability of every index -- comes from integer
 tables and exact integer arithmetic, and a digest of it is in the header's check field, so
-the index map decodes identically on every machine. The pixels are a different matter: the
-synthesis network runs in float32 on the CPU (oneDNN), five times faster than float64 here
-(about 2 s instead of 9 s for a Kodak image on two cores). oneDNN's kernels do not split
-their sums across threads, so the pixels are identical for any thread count and process on
-one machine; another CPU family, or a GPU (where it runs in float64, never TF32), may round
-a rare pixel to the neighbouring grey level. A decoding error of that kind stays local,
-unlike an entropy-decoding error.
+the index map decodes identically on every machine. The synthesis network runs in float64 on
+every device (as the hyperprior's g_s does; never TF32 on a GPU): its rounding errors
+(~1e-16) only matter for a pixel within ~1e-13 of a rounding boundary, so decoded pixels
+are the same on CPU and CUDA, and tiled or not, in practice. float32 was 2.6 times faster
+on the CPU (1.4 s instead of 3.8 s for a Kodak image here) but moved about 1 pixel in 10^5
+by one grey level between tile sizes, and more between devices; the encoder, whose choices
+need not be reproducible, stays in float32.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lic.codecs.base import Encoded
+from lic.codecs.base import Encoded, to_pixels
+from lic.codecs.tiling import run_tiled
 from lic.codecs.vq_model import STRIDE, Decoder, Encoder, VQArchitecture, VQAutoencoder, nearest_code
 from lic.entropy.index_context import IndexContextModel, pack_fixed_length, unpack_fixed_length
 from lic.errors import DeterminismError, FormatError, ModelError
@@ -48,6 +49,7 @@ from lic.errors import DeterminismError, FormatError, ModelError
 
 CONTEXT_CODED, FIXED_LENGTH = 0, 1  # the index stream's mode byte
 _FIXED_CHECK = bytes(4)  # fixed-length coding derives no parameters
+ENCODER_HALO, DECODER_HALO = 5, 6  # indices: the networks' receptive fields reach 4.8 and 5.8 beyond a block
 
 
 def _float_weights(prefix: str, module: torch.nn.Module) -> dict[str, Tensor]:
@@ -80,6 +82,7 @@ class VQCodec:
     codec_id: ClassVar[int] = 2
     family: ClassVar[str] = "vq"
     stride = STRIDE
+    tile = 64  # indices per tile side in the encoder and decoder: 1024x1024 pixels
 
     def __init__(self, tensors: dict[str, Tensor], config: dict, device: torch.device) -> None:
         arch = VQArchitecture.from_config(config)
@@ -89,8 +92,7 @@ class VQCodec:
         self.encoder.to(device).eval()
         decoder = Decoder(arch)
         _load(decoder, tensors, "decoder")
-        self.dtype = torch.float64 if device.type == "cuda" else torch.float32
-        self.decoder = decoder.to(device, self.dtype).eval()
+        self.decoder = decoder.to(device, torch.float64).eval()
         self.sizes = {int(level): int(k) for level, k in config["levels"].items()}
         self.codebooks = {level: tensors[f"codebook.{level}"] for level in self.sizes}
         self.contexts = {level: IndexContextModel.from_tensors(tensors, f"context.{level}") for level in self.sizes}
@@ -107,7 +109,7 @@ class VQCodec:
     @torch.no_grad()
     def analyse(self, x: Tensor) -> np.ndarray:
         """The index map [H/16, W/16] the encoder chooses at this level."""
-        z = self.encoder(x.to(self.device, torch.float32))
+        z = run_tiled(lambda t: self.encoder(t.to(self.device)), x.to(torch.float32), STRIDE, 1, self.tile, ENCODER_HALO)
         return nearest_code(z, self.codebooks[self.level].to(self.device, torch.float32))[0].cpu().numpy()
 
     @property
@@ -142,14 +144,15 @@ class VQCodec:
         if digest != encoded.check:
             raise DeterminismError(
                 "this machine derived different entropy parameters than the encoder "
-                "(index-context digest mismatch); the file cannot be decoded here"
+                "(index-context digest mismatch); the file is damaged or cannot be decoded here"
             )
         return indices
 
     @torch.no_grad()
     def synthesise(self, indices: np.ndarray) -> Tensor:
-        codes = self.codebooks[self.level].to(self.dtype)[torch.from_numpy(indices)]
-        return self.decoder(codes.permute(2, 0, 1)[None].to(self.device)).cpu()
+        codes = self.codebooks[self.level].to(torch.float64)[torch.from_numpy(indices)].permute(2, 0, 1)[None]
+        return run_tiled(lambda t: self.decoder(t.to(self.device)), codes, 1, STRIDE, self.tile, DECODER_HALO,
+                         finish=lambda t: to_pixels(t).cpu())
 
     def decode(self, encoded: Encoded, height: int, width: int) -> Tensor:
         return self.synthesise(self.decode_indices(encoded, height, width))

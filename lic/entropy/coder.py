@@ -17,6 +17,7 @@ import constriction
 import numpy as np
 
 from lic.entropy.tables import CdfTables
+from lic.errors import FormatError
 
 _model = constriction.stream.model
 _MAX_GAMMA_BITS = 23  # constriction's Uniform model takes sizes below 2**24.
@@ -57,6 +58,20 @@ def encode_symbols(
     _encode_gamma(encoder, np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
 
 
+def checked_decode(decoder: constriction.stream.queue.RangeDecoder, *args) -> np.ndarray:
+    """`decoder.decode(*args)`, with constriction's verdict on impossible data as a `FormatError`.
+
+    constriction raises AssertionError ("compressed data that is invalid for the employed
+    entropy model") when no symbol sequence could have produced the data, which is what a
+    crafted or damaged stream with a valid CRC looks like. Only that is translated: any
+    other failure is a bug or a resource error and must not be reported as corruption.
+    """
+    try:
+        return decoder.decode(*args)
+    except AssertionError as e:
+        raise FormatError(f"the entropy-coded data is corrupted ({e})") from None
+
+
 def decode_symbols(
     decoder: constriction.stream.queue.RangeDecoder,
     table_ids: np.ndarray,
@@ -70,7 +85,7 @@ def decode_symbols(
     overflow_n: list[np.ndarray] = []
     for table, pos in _groups(table_ids):
         n = tables.num_values(table)
-        index = decoder.decode(_categorical(tables, table), pos.size).astype(np.int64)
+        index = checked_decode(decoder, _categorical(tables, table), pos.size).astype(np.int64)
         values[pos] = index + int(tables.offset[table])
         out = index == n
         overflow_pos.append(pos[out])
@@ -104,9 +119,9 @@ def _encode_gamma(encoder: constriction.stream.queue.RangeEncoder, u: np.ndarray
 def _decode_gamma(decoder: constriction.stream.queue.RangeDecoder, count: int) -> np.ndarray:
     if count == 0:
         return np.zeros(0, dtype=np.int64)
-    k = decoder.decode(_model.Uniform(_MAX_GAMMA_BITS + 1), count).astype(np.int64)
+    k = checked_decode(decoder, _model.Uniform(_MAX_GAMMA_BITS + 1), count).astype(np.int64)
     m = np.int64(1) << k
     wide = k > 0
     if wide.any():
-        m[wide] += decoder.decode(_model.Uniform(), (1 << k[wide]).astype(np.int32))
+        m[wide] += checked_decode(decoder, _model.Uniform(), (1 << k[wide]).astype(np.int32))
     return m - 1

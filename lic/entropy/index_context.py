@@ -32,8 +32,9 @@ import constriction
 import numpy as np
 import torch
 
-from lic.entropy.coder import decode_symbols, encode_symbols
+from lic.entropy.coder import checked_decode, decode_symbols, encode_symbols
 from lic.entropy.tables import CdfTables
+from lic.errors import FormatError
 
 #: (row, column) offsets of the 8 neighbour directions; passes 1 and 2 use 4 each.
 DIRECTIONS = ((-1, -1), (-1, 1), (1, -1), (1, 1), (-1, 0), (1, 0), (0, -1), (0, 1))
@@ -153,19 +154,19 @@ class IndexContextModel:
     def decode(self, stream: bytes, height: int, width: int) -> tuple[np.ndarray, bytes]:
         """Inverse of `encode`: the index map and the digest this machine derived."""
         if len(stream) % 4:
-            raise ValueError("the index stream is not a whole number of 32-bit words")
+            raise FormatError("the index stream is not a whole number of 32-bit words")
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(stream, dtype="<u4").astype(np.uint32))
         masks = pass_masks(height, width)
         indices = np.full((height, width), -1, dtype=np.int64)
         anchors = decode_symbols(decoder, np.zeros(int(masks[0].sum()), np.int64), self.static)
         if anchors.size and (anchors.min() < 0 or anchors.max() >= self.size):
-            raise ValueError("decoded an index outside the codebook")
+            raise FormatError("the index stream is corrupted (an index outside the codebook)")
         indices[masks[0]] = anchors
         digest = hashlib.blake2b(digest_size=4)
         family = constriction.stream.model.Categorical(perfect=False)
         for pass_id in (1, 2):
             for chunk, freq in self._chunks(indices, pass_id, masks[pass_id], digest):
-                indices[chunk[:, 0], chunk[:, 1]] = decoder.decode(family, freq)
+                indices[chunk[:, 0], chunk[:, 1]] = checked_decode(decoder, family, freq)
         return indices, digest.digest()
 
     def to_tensors(self, prefix: str) -> dict[str, torch.Tensor]:

@@ -1,0 +1,70 @@
+"""Plain helpers the test modules import (`from helpers import ...`); fixtures live in conftest.py.
+
+pytest puts this folder on sys.path (`pythonpath` in pyproject.toml), so the tests run the
+same with `pytest` and `python -m pytest`, from any folder, without `tests` being a package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+SAMPLES = REPO / "samples"
+
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
+
+
+def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Smooth gradients plus mild texture: compresses like a photo, unlike pure noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([128 + 100 * np.sin(xx / 17 + c) * np.cos(yy / 23 - c) for c in range(3)], axis=-1)
+    return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+
+
+def assert_same_pixels_everywhere(data: bytes, model: Path, tmp_path: Path) -> None:
+    """Decoding `data` twice, with one thread and in a fresh two-thread process gives one image."""
+    import lic
+
+    first = np.asarray(lic.decompress(data, model=str(model)))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = np.asarray(lic.decompress(data, model=str(model)))
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(first, np.asarray(lic.decompress(data, model=str(model))))
+    assert np.array_equal(first, single)
+    (tmp_path / "x.lic").write_bytes(data)
+    script = (
+        "import hashlib, numpy, lic, pathlib, torch; torch.set_num_threads(2);"
+        f"d = pathlib.Path({str(tmp_path / 'x.lic')!r}).read_bytes();"
+        f"print(hashlib.sha256(numpy.asarray(lic.decompress(d, model={str(model)!r})).tobytes()).hexdigest())"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == hashlib.sha256(first.tobytes()).hexdigest()
+
+
+def with_fixed_crc(data: "bytes | bytearray") -> bytes:
+    """`data` with its trailing CRC-32 recomputed: what a crafted file looks like."""
+    fixed = bytearray(data)
+    fixed[-4:] = struct.pack("<I", zlib.crc32(bytes(fixed[:-4])))
+    return bytes(fixed)
+
+
+def with_other_check(data: bytes) -> bytes:
+    """`data` with the header's entropy-parameter check changed and a valid CRC again:
+    what a decoder that derives other probabilities than the encoder would see."""
+    damaged = bytearray(data)
+    damaged[12] ^= 0xFF
+    return with_fixed_crc(damaged)
