@@ -105,7 +105,7 @@ def test_monotone_costs_remove_impossible_gains():
 
 
 def _tiny(seed: int = 0) -> tuple[MeanScaleHyperprior, torch.Tensor]:
-    from tests.conftest import photo_like
+    from helpers import photo_like
 
     torch.manual_seed(seed)
     model = MeanScaleHyperprior(N=8, M=12).eval()
@@ -146,7 +146,7 @@ def test_hutchinson_trace_matches_the_exact_trace():
 def test_mixed_precision_model_file_codes_and_is_smaller(tmp_path):
     import lic
     from lic.models import save_model_file
-    from tests.conftest import photo_like
+    from helpers import photo_like
 
     model, x = _tiny(2)
     config = {"name": "tiny", "family": "hyperprior", "quality": 2, "N": 8, "M": 12}
@@ -184,7 +184,7 @@ def float_weights(tmp_path_factory):
     """A tiny model's float state dict and a folder of calibration photos."""
     from PIL import Image
 
-    from tests.conftest import photo_like
+    from helpers import photo_like
 
     folder = tmp_path_factory.mktemp("calibration")
     for i in range(2):
@@ -228,6 +228,13 @@ def test_export_and_quantize_commands(float_weights, tmp_path):
     report = json.loads((tmp_path / "auto.json").read_text())
     assert set(report["measured_rd_change"]) == set(QUANTIZABLE_LAYERS) == set(report["hawq_predicted_change"])
     assert "Spearman" in r.output
+
+    r = _lic("quantize", weights, *common, "--size-budget", f"{budget / 1000}KB", "--fix", "g_s.0=8,g_a.0=6",
+             "--hessian-samples", 1, "-o", tmp_path / "fixed.safetensors", "--report", tmp_path / "fixed.json")
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "fixed.json").read_text())
+    assert report["bits"]["g_s.0"] == 8 and report["bits"]["g_a.0"] == 6
+    assert "g_s.0" not in report["measured_rd_change"] and len(report["measured_rd_change"]) == len(QUANTIZABLE_LAYERS) - 2
 
 
 @pytest.mark.parametrize("args, message, code", [

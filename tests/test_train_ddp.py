@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import lic
 from lic.cli import app
 from lic.train.common import load_checkpoint
-from tests.conftest import photo_like
+from helpers import photo_like
 
 OPTIONS = ["--N", "8", "--M", "12", "--batch", "4", "--crop", "64", "--val-every", "0", "--save-every", "1000"]
 

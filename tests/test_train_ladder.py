@@ -11,7 +11,7 @@ import lic
 from lic.cli import app
 from lic.models import read_model_file
 from lic.train.common import load_weights
-from tests.conftest import photo_like
+from helpers import photo_like
 
 TINY = ["--N", "8", "--M", "12", "--batch", "4", "--crop", "64", "--val-every", "0"]
 
