@@ -77,3 +77,18 @@ def test_readme_quick_start_works_on_a_fresh_checkout(tmp_path):
     assert decoded.shape == load_image(image).rgb.shape
     r = runner.invoke(app, ["models"])
     assert r.exit_code == 0 and "hyperprior" in r.output
+
+
+def test_shipped_hyperprior_files_are_mixed_precision():
+    for m in models.available():
+        if m.name == "hyperprior":
+            widths = m.config["weight_bits"]
+            assert set(widths.values()) <= {4, 6, 8} and len(set(widths.values())) > 1, widths
+            assert m.path.stat().st_size <= 6.4e6, m.path.name
+
+
+def test_shipped_hyperprior_decodes_the_same_across_threads_and_processes(tmp_path):
+    from helpers import assert_same_pixels_everywhere, photo_like
+
+    path = models.find("hyperprior", 3).path
+    assert_same_pixels_everywhere(lic.compress(photo_like(64, 96, 7), quality=3), path, tmp_path)
