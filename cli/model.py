@@ -163,10 +163,10 @@ def quantize(
 
 
 def _table(result) -> str:
-    rows = [f"{'layer':<7}{'params':>9}{'bits':>5}{'bytes':>9}  {'ΔRD@6':>9}{'ΔRD@4':>9}  {'HAWQ@6':>9}{'HAWQ@4':>9}"]
+    rows = [f"{'layer':<7}{'params':>10}{'bits':>5}{'bytes':>11}  {'ΔRD@6':>9}{'ΔRD@4':>9}  {'HAWQ@6':>9}{'HAWQ@4':>9}"]
     for layer, b in result.bits.items():
         m, h = result.measured.get(layer, {}), result.hawq.get(layer, {})
         cell = lambda d, k: f"{d[k]:>9.5f}" if k in d else f"{'-':>9}"  # noqa: E731
-        rows.append(f"{layer:<7}{result.params[layer]:>9,}{b:>5}{result.bytes[layer]:>9,}  "
+        rows.append(f"{layer:<7}{result.params[layer]:>10,}{b:>5}{result.bytes[layer]:>11,}  "
                     f"{cell(m, 6)}{cell(m, 4)}  {cell(h, 6)}{cell(h, 4)}")
     return "\n".join(rows)
