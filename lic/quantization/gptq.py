@@ -115,10 +115,15 @@ def gptq_round(rows: Tensor, scale: Tensor, limit: int, moments: Tensor, block: 
     return q
 
 
+def output_channel_dim(module: nn.Module) -> int:
+    """Where a layer's output channels (and so its per-channel scales) run in its weight."""
+    return 1 if isinstance(module, nn.ConvTranspose2d) else 0
+
+
 def quantize_layer(module: nn.Module, bits: int, moments: Tensor | None = None) -> QuantizedWeight:
     """The layer's weight at `bits` bits: per-channel steps as `QuantizedWeight.quantize`
     chooses them, rounded with GPTQ when the layer's input moments are known."""
-    channel_dim = 1 if isinstance(module, nn.ConvTranspose2d) else 0
+    channel_dim = output_channel_dim(module)
     nearest = QuantizedWeight.quantize(module.weight, bits, channel_dim)
     if moments is None:
         return nearest

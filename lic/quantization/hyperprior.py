@@ -15,9 +15,9 @@ from torch import Tensor
 
 from lic.codecs.hyperprior import QUANTIZABLE_LAYERS, MeanScaleHyperprior, export
 from lic.quantization.allocate import allocate_bits, monotone_costs
-from lic.quantization.gptq import input_moments
+from lic.quantization.gptq import input_moments, output_channel_dim
 from lic.quantization.sensitivity import (
-    RDProbe, hawq_sensitivity, hessian_traces, measured_rd_change, output_channel_dim, quantized_copy,
+    RDProbe, hawq_sensitivity, hessian_traces, measured_rd_change, quantized_copy,
 )
 
 #: Widths the allocation chooses from.

@@ -29,10 +29,6 @@ from lic.quantization.gptq import quantize_layer
 _STAGES = ("g_a", "h_a", "h_s", "g_s")
 
 
-def output_channel_dim(module: nn.Module) -> int:
-    return 1 if isinstance(module, nn.ConvTranspose2d) else 0
-
-
 def quantized_copy(module: nn.Module, bits: int, moments: Tensor | None = None) -> Tensor:
     """The layer's weight after a round trip through `bits`-bit storage (GPTQ rounding
     when its input moments are given, nearest rounding otherwise)."""
