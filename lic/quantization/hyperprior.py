@@ -17,7 +17,7 @@ from lic.codecs.hyperprior import QUANTIZABLE_LAYERS, MeanScaleHyperprior, expor
 from lic.quantization.allocate import allocate_bits, monotone_costs
 from lic.quantization.gptq import input_moments, output_channel_dim
 from lic.quantization.sensitivity import (
-    RDProbe, hawq_sensitivity, hessian_traces, measured_rd_change, quantized_copy,
+    RDProbe, hawq_sensitivity, hessian_traces, measured_rd_change, quantized_copy, replaced_weights,
 )
 
 #: Widths the allocation chooses from.
@@ -125,14 +125,9 @@ def joint_change(
 ) -> dict[str, float]:
     """Float model against all chosen widths at once, on the calibration crops."""
     before = RDProbe(model, crops, lmbda).summary()
-    originals = {l: model.get_submodule(l).weight.data.clone() for l in bits}
-    try:
-        for l, b in bits.items():
-            model.get_submodule(l).weight.data.copy_(quantized_copy(model.get_submodule(l), b, moments.get(l)))
+    quantized = {l: quantized_copy(model.get_submodule(l), b, moments.get(l)) for l, b in bits.items()}
+    with replaced_weights(model, quantized):
         after = RDProbe(model, crops, lmbda).summary()
-    finally:
-        for l, w in originals.items():
-            model.get_submodule(l).weight.data.copy_(w)
     return {"bpp_float": before["bpp"], "bpp_quantized": after["bpp"],
             "psnr_float": before["psnr"], "psnr_quantized": after["psnr"],
             "loss_float": before["loss"], "loss_quantized": after["loss"]}

@@ -16,6 +16,7 @@ test images).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -33,6 +34,19 @@ def quantized_copy(module: nn.Module, bits: int, moments: Tensor | None = None) 
     """The layer's weight after a round trip through `bits`-bit storage (GPTQ rounding
     when its input moments are given, nearest rounding otherwise)."""
     return quantize_layer(module, bits, moments).dequantize()
+
+
+@contextlib.contextmanager
+def replaced_weights(model: nn.Module, weights: dict[str, Tensor]):
+    """Runs the block with these layers' weights swapped in; the originals come back after."""
+    originals = {layer: model.get_submodule(layer).weight.data.clone() for layer in weights}
+    try:
+        for layer, weight in weights.items():
+            model.get_submodule(layer).weight.data.copy_(weight)
+        yield model
+    finally:
+        for layer, weight in originals.items():
+            model.get_submodule(layer).weight.data.copy_(weight)
 
 
 @dataclass
@@ -85,13 +99,8 @@ class RDProbe:
 
     @torch.no_grad()
     def loss_with(self, layer: str, weight: Tensor) -> float:
-        module = self.model.get_submodule(layer)
-        original = module.weight.data.clone()
-        module.weight.data.copy_(weight)
-        try:
+        with replaced_weights(self.model, {layer: weight}):
             return self._metrics(self._run(layer.split(".")[0], self.cache))["loss"]
-        finally:
-            module.weight.data.copy_(original)
 
 
 def measured_rd_change(
