@@ -16,7 +16,7 @@ from PIL import Image
 
 from lic import bitstream, models
 from lic.bitstream import FLAG_16BIT, FLAG_ALPHA, FLAG_GREY, Header
-from lic.codecs.base import Codec, Encoded, pad_to_multiple, to_device, to_pixels
+from lic.codecs.base import Codec, Encoded, pad_to_multiple, to_device, to_input, to_pixels
 from lic.errors import FormatError, ModelError, ResourceError
 from lic.imageio import SourceImage, load_image, pack_alpha, to_pil, unpack_alpha
 
@@ -38,8 +38,13 @@ def check_pixels(width: int, height: int, max_pixels: int | None) -> None:
         )
 
 
+def as_pixels(rgb: np.ndarray) -> torch.Tensor:
+    """An H x W x 3 uint8 array as a [1, 3, H, W] tensor, without copying."""
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None]
+
+
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(rgb).permute(2, 0, 1)[None].to(torch.float32) / 255
+    return to_input(as_pixels(rgb))
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -62,8 +67,11 @@ def compress(
 
 
 def encode_with(codec: Codec, source: SourceImage, quality: int, model_hash: bytes) -> bytes:
-    """The container bytes for `source` coded by an already-loaded codec."""
-    x, pad_bottom, pad_right = pad_to_multiple(to_tensor(source.rgb), codec.stride)
+    """The container bytes for `source` coded by an already-loaded codec.
+
+    The codec gets 8-bit pixels and converts them tile by tile: a float32 copy of a
+    24-megapixel image alone would be 0.3 GB (and twice that while it is made)."""
+    x, pad_bottom, pad_right = pad_to_multiple(as_pixels(source.rgb), codec.stride)
     encoded = codec.encode(x)
     flags = (FLAG_GREY if source.grey else 0) | (FLAG_16BIT if source.bit_depth == 16 else 0)
     streams = list(encoded.streams)

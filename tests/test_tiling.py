@@ -55,3 +55,25 @@ def test_tiled_analysis_matches_the_untiled_one(model, quality, tile):
         assert torch.equal(tiled["z"], untiled["z"])
         changed = tiled["y"] != untiled["y"]
         assert changed.float().mean() < 1e-3 and (tiled["y"] - untiled["y"]).abs().max() <= 1
+
+
+def test_the_hyper_decoder_runs_in_tiles_and_gives_the_whole_image_integers():
+    from lic.codecs.hyperprior import HYPER_HALO
+
+    codec = _codec("hyperprior", 3, 32)
+    z = torch.randint(-4, 5, (1, len(codec.z_tables), 9, 11), generator=torch.Generator().manual_seed(0))
+    sides: list[int] = []
+    tiled, whole = copy.copy(codec), copy.copy(codec)
+    tiled.hyper_tile, whole.hyper_tile = 3, UNTILED
+    tiled.h_s = lambda t: sides.extend(t.shape[-2:]) or codec.h_s(t)
+    (index, means, digest), (index0, means0, digest0) = (c._entropy_parameters(z.double()) for c in (tiled, whole))
+    assert torch.equal(index, index0) and torch.equal(means, means0) and digest == digest0
+    assert len(sides) == 2 * 3 * 4 and max(sides) <= 3 + 2 * HYPER_HALO  # never the whole z
+
+
+@pytest.mark.parametrize("model, quality", [("hyperprior", 3), ("vq", 4)])
+def test_encoders_read_8_bit_pixels_as_the_float_image(model, quality):
+    """The API hands encoders uint8 pixels (a quarter of the memory); the file is the same."""
+    pixels = torch.from_numpy(_image(128, 192)).permute(2, 0, 1)[None]
+    codec = _codec(model, quality, 3)
+    assert codec.encode(pixels) == codec.encode(to_tensor(_image(128, 192)))

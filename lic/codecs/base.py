@@ -25,10 +25,19 @@ class Codec(Protocol):
         """The codec for one of the model file's qualities (a ModelError for any other)."""
 
     def encode(self, x: Tensor) -> Encoded:
-        """x: [1, 3, H, W] float in [0, 1], H and W multiples of `stride`."""
+        """x: [1, 3, H, W], 8-bit pixels (uint8) or float in [0, 1] (`to_input`), H and W
+        multiples of `stride`."""
 
     def decode(self, encoded: Encoded, height: int, width: int) -> Tensor:
         """Returns the decoded 8-bit pixels [1, 3, height, width] (`to_pixels`)."""
+
+
+def to_input(x: Tensor) -> Tensor:
+    """What the analysis networks read: float32 in [0, 1], from 8-bit pixels or a float image.
+
+    Encoders convert 8-bit images tile by tile with this, so a large image is held as uint8
+    (a quarter of float32) and the values are those of converting it whole."""
+    return x.to(torch.float32) / 255 if x.dtype == torch.uint8 else x.to(torch.float32)
 
 
 def to_pixels(x: Tensor) -> Tensor:

@@ -43,7 +43,7 @@ from compressai.models.utils import conv, deconv
 import constriction
 from torch import Tensor, nn
 
-from lic.codecs.base import Encoded, to_pixels
+from lic.codecs.base import Encoded, to_input, to_pixels
 from lic.codecs.tiling import run_tiled
 from lic.entropy import CdfTables, decode_symbols, encode_symbols
 from lic.entropy.integer_net import IntegerNet, quantize_network
@@ -57,6 +57,7 @@ MEAN_STEP = 1 / 16  # grid of the means h_s outputs
 Z_STEP = 1 / 16  # grid of z_hat as h_s reads it
 Z_INPUT_BOUND = 2**15  # |z_hat / Z_STEP| is clipped here before h_s (never reached in practice)
 TRANSFORM_HALO = 2  # latents: g_a's and g_s's receptive fields reach 1.9 latents beyond a latent's own pixels
+HYPER_HALO = 2  # z cells: an h_s output reads z up to 1 cell before and 2 cells after its own
 
 
 def scale_table() -> Tensor:
@@ -188,6 +189,7 @@ class HyperpriorCodec:
     family: ClassVar[str] = "hyperprior"
     stride = 64
     tile = 32  # latents per tile side in g_a and g_s: 512x512 pixels, ~0.3 GB of float64 activations
+    hyper_tile = 16  # z cells per tile side in h_s: 1024x1024 pixels, ~0.2 GB of float64 activations
 
     def __init__(self, tensors: dict[str, Tensor], config: dict, device: torch.device) -> None:
         N, M = int(config["N"]), int(config["M"])
@@ -212,34 +214,39 @@ class HyperpriorCodec:
         return self
 
     def _entropy_parameters(self, z_symbols: Tensor) -> tuple[Tensor, Tensor, bytes]:
-        """Exact integer h_s: table index per y element, means, and their digest."""
-        out = self.h_s(z_symbols.to(torch.float64) / Z_STEP + self.z_medians16)
-        index = out[:, : self.M].clamp(0, SCALE_LEVELS - 1)
-        means16 = out[:, self.M :]
+        """Exact integer h_s: table index per y element (uint8), means, and their digest.
+
+        h_s runs tile by tile: its float64 im2col buffers for a whole 24-megapixel image
+        were 2.5 GB. Its arithmetic is exact, so the tiles give the whole-image integers.
+        The digest (of the int16 indices, then the int64 means in units of 1/16) is fed one
+        channel at a time rather than from whole-image copies."""
+        z16 = z_symbols.to(torch.float64) / Z_STEP + self.z_medians16
+        out = run_tiled(self.h_s, z16, 1, 4, self.hyper_tile, HYPER_HALO)
+        index = out[:, : self.M].clamp(0, SCALE_LEVELS - 1).to(torch.uint8)
+        means16 = out[0, self.M :]
         digest = hashlib.blake2b(digest_size=4)
-        digest.update(index.to(torch.int16).numpy().tobytes())
-        digest.update(means16.to(torch.int64).numpy().astype("<i8").tobytes())
-        return index.to(torch.int64), means16 * MEAN_STEP, digest.digest()
+        for channel in index[0]:
+            digest.update(channel.to(torch.int16).numpy().astype("<i2", copy=False))
+        for channel in means16:
+            digest.update(channel.to(torch.int64).numpy().astype("<i8", copy=False))
+        return index, out[:, self.M :] * MEAN_STEP, digest.digest()
 
     @torch.no_grad()
     def analyse(self, x: Tensor) -> dict[str, Tensor]:
         """Everything the encoder decides: z and y symbols, table indices, means."""
-        y = run_tiled(lambda t: self.g_a(t.to(self.device)), x.to(torch.float32), 16, 1, self.tile, TRANSFORM_HALO)
+        y = run_tiled(lambda t: self.g_a(to_input(t).to(self.device)), x, 16, 1, self.tile, TRANSFORM_HALO)
         z = self.h_a(y.to(self.device)).to("cpu", torch.float64)
         z_symbols = torch.round(z - self.z_medians16 * Z_STEP)
         index, means, digest = self._entropy_parameters(z_symbols)
-        y_symbols = torch.round(y.to("cpu", torch.float64) - means)
+        y_symbols = y.to("cpu", torch.float64).sub_(means).round_()
         return {"z": z_symbols, "y": y_symbols, "index": index, "means": means, "digest": digest}
 
     def encode(self, x: Tensor) -> Encoded:
         a = self.analyse(x)
+        del a["means"]  # y is coded relative to them; not needed any more
         channels = torch.arange(a["z"].shape[1]).view(1, -1, 1, 1).expand_as(a["z"])
-        streams = []
-        for values, ids, tables in ((a["z"], channels, self.z_tables), (a["y"], a["index"], self.y_tables)):
-            encoder = constriction.stream.queue.RangeEncoder()
-            encode_symbols(encoder, values.to(torch.int64).numpy(), ids.numpy(), tables)
-            streams.append(encoder.get_compressed().astype("<u4").tobytes())
-        return Encoded(streams, a["digest"])
+        z_stream = _range_coded(a.pop("z"), channels, self.z_tables)
+        return Encoded([z_stream, _range_coded(a.pop("y"), a.pop("index"), self.y_tables)], a["digest"])
 
     @torch.no_grad()
     def decode_symbols(self, encoded: Encoded, height: int, width: int) -> dict[str, Tensor]:
@@ -266,7 +273,16 @@ class HyperpriorCodec:
 
     def decode(self, encoded: Encoded, height: int, width: int) -> Tensor:
         s = self.decode_symbols(encoded, height, width)
-        return self.synthesise(s["y"] + s["means"])
+        return self.synthesise(s.pop("y").add_(s.pop("means")))  # in place: one latent-sized array less
+
+
+def _range_coded(values: Tensor, table_ids: Tensor, tables: CdfTables) -> bytes:
+    """One stream of `values` (integer-valued), each coded with table `table_ids[i]`."""
+    symbols = values.to(torch.int64).numpy()
+    del values  # the caller passes its only reference: a latent-sized array less at the peak
+    encoder = constriction.stream.queue.RangeEncoder()
+    encode_symbols(encoder, symbols, table_ids.numpy(), tables)
+    return encoder.get_compressed().astype("<u4").tobytes()
 
 
 def _decoder(stream: bytes) -> "constriction.stream.queue.RangeDecoder":

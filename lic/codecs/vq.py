@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lic.codecs.base import Encoded, to_pixels
+from lic.codecs.base import Encoded, to_input, to_pixels
 from lic.codecs.tiling import run_tiled
 from lic.codecs.vq_model import STRIDE, Decoder, Encoder, VQArchitecture, VQAutoencoder, nearest_code
 from lic.entropy.index_context import IndexContextModel, pack_fixed_length, unpack_fixed_length
@@ -109,7 +109,7 @@ class VQCodec:
     @torch.no_grad()
     def analyse(self, x: Tensor) -> np.ndarray:
         """The index map [H/16, W/16] the encoder chooses at this level."""
-        z = run_tiled(lambda t: self.encoder(t.to(self.device)), x.to(torch.float32), STRIDE, 1, self.tile, ENCODER_HALO)
+        z = run_tiled(lambda t: self.encoder(to_input(t).to(self.device)), x, STRIDE, 1, self.tile, ENCODER_HALO)
         return nearest_code(z, self.codebooks[self.level].to(self.device, torch.float32))[0].cpu().numpy()
 
     @property
