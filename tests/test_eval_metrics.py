@@ -25,6 +25,12 @@ def test_known_mse_gives_known_psnr():
     assert metrics.y_psnr(a, b) == pytest.approx(metrics.psnr(a, b))
 
 
+def test_mse_over_row_blocks_is_the_whole_image_mean():
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 256, (3 * metrics._MSE_ROWS + 5, 7, 3), dtype=np.uint8) for _ in range(2))
+    assert metrics.mse(a, b) == float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+
+
 def test_y_psnr_weighs_channels_by_bt601():
     a = np.full((8, 8, 3), 100, np.uint8)
     blue = a.copy()
