@@ -23,8 +23,8 @@ from lic.imageio import SourceImage, load_image, pack_alpha, to_pil, unpack_alph
 #: The largest image (in pixels) that is encoded or decoded unless
 #: the caller passes a larger `max_pixels` (`--max-pixels`), like Pillow's MAX_IMAGE_PIXELS.
 #: A header is checked against it before anything is allocated for the image, so a file
-#: that claims 65535x65535 is refused at once. 2**27 is about 134 megapixels (12000x8000
-#: decodes in under 12 GB).
+#: that claims 65535x65535 is refused at once. 2**27 is about 134 megapixels (12000x8000,
+#: 96 megapixels, encodes and decodes in under 4 GB: README, "Reliability").
 MAX_PIXELS = 1 << 27
 
 

@@ -188,7 +188,7 @@ class HyperpriorCodec:
     codec_id: ClassVar[int] = 1
     family: ClassVar[str] = "hyperprior"
     stride = 64
-    tile = 32  # latents per tile side in g_a and g_s: 512x512 pixels, ~0.3 GB of float64 activations
+    tile = 32  # latents per tile side in g_a and g_s: 512x512 pixels, ~0.65 GB of float64 activations (N=128)
     hyper_tile = 16  # z cells per tile side in h_s: 1024x1024 pixels, ~0.2 GB of float64 activations
 
     def __init__(self, tensors: dict[str, Tensor], config: dict, device: torch.device) -> None:

@@ -12,6 +12,8 @@ arithmetic is the same up to the order in which a convolution routine sums (whic
 depend on the tensor size): float64 networks give the same 8-bit pixels tiled or not (the
 tests check it), float32 encoders may differ in the last bits, which can move a latent or
 an index that lies on a rounding boundary: the file is then a different but valid one.
+The hyperprior's integer hyper-decoder h_s is tiled the same way (on the z grid); its
+arithmetic is exact, so its tiles give the whole-image integers bit for bit.
 """
 
 from __future__ import annotations
