@@ -167,6 +167,17 @@ def test_estimate_recovers_a_global_shift(motion):
         assert (interior == np.array(motion) * 4).all()
 
 
+def test_blocks_of_padding_cost_nothing_to_predict():
+    def padded(img):  # as the codec pads a 100 x 136 picture
+        return np.pad(img, ((0, 28), (0, 56), (0, 0)), mode="edge")
+
+    ref, cur = padded(smooth_scene(100, 136)), padded(smooth_scene(100, 136, 3.25, -5.5))
+    mv = estimate(cur, ref, 16, picture=(100, 136))
+    diff = mv - motion_coding.median_predictor(mv)
+    assert not diff[7:].any() and not diff[:, 9:].any()  # blocks wholly outside the picture
+    assert np.abs(mv[1:6, 2:7] - (13, -22)).max() <= 1
+
+
 def test_estimate_keeps_to_the_search_range():
     ref = smooth_scene(96, 128)
     cur = smooth_scene(96, 128, 12, -12)

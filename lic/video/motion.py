@@ -25,12 +25,16 @@ plain block prediction by 0.4 dB; the raised-cosine window beat a triangular one
 4-tap filter beat bilinear interpolation by 0.2-0.3 dB and HEVC's 8-tap luma filter by 0.1 dB.
 
 SEARCH (the encoder only; floats allowed, it decides what to send). Coarse to fine on the luma
-plane: an exhaustive search on a quarter-resolution pyramid level, candidates and a small
-refinement at half and full resolution, then half- and quarter-pel refinement with the same
-integer interpolation the decoder uses. A vector's cost is its block's SAD plus `lam` times an
-estimate of its bits (the difference from the median predictor that `motion_coding` codes), so
-flat areas keep small, predictable vectors. Vectors are limited to +-`search` pixels per
-component (32 by default).
+plane of a 3-level pyramid: at quarter resolution every integer vector within +-search/4 is
+tried; at half and full resolution each block tries its own upscaled vector, its neighbours',
+the median predictor and zero, then +-1 around the best. A block is matched through a window of
+B x B samples centred on it at every level, so at coarse levels the window spans 2 or 4 blocks
+and the vectors it gives are stable starting points. Then half- and quarter-pel refinement with
+the decoder's own integer interpolation, and `SMOOTH_PASSES` passes in which each block may
+adopt a neighbour's vector or its median predictor. A vector's cost is its block's luma SAD
+plus `lam` times `mv_bits` of its difference from the median predictor that `motion_coding`
+codes, so flat areas keep small, predictable vectors. Every vector component stays within
++-`search` pixels (32 by default), at every level.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ SMOOTH_PASSES = 2  # rate-aware passes that let blocks adopt a neighbour's vecto
 #: Interpolation filters by quarter-pel phase, applied at integer offsets -1, 0, 1, 2.
 TAPS = np.array([[0, 64, 0, 0], [-4, 54, 16, -2], [-4, 36, 36, -4], [-2, 16, 54, -4]], dtype=np.int32)
 TAP_BITS = 6
-TAPS16 = TAPS.astype(np.int16)
+_TAPS16 = TAPS.astype(np.int16)
 _LEFT = 1  # how many taps sit before the sample position
 
 
@@ -88,7 +92,7 @@ def interpolate(ref: np.ndarray, mv: np.ndarray, size: int) -> np.ndarray:
     # (ty, tx, size + n - 1, size + n - 1, C); int16 is exact for the horizontal pass: its
     # partial sums stay within 255 * (sum of the positive taps) = 17850.
     patch = ref[rows, cols].astype(np.int16)
-    wx = TAPS16[mv[..., 1] & 3][:, :, None, None, :, None]
+    wx = _TAPS16[mv[..., 1] & 3][:, :, None, None, :, None]
     across = sum(wx[..., t, :] * patch[:, :, :, t : t + size] for t in range(n)).astype(np.int32)
     wy = TAPS[mv[..., 0] & 3][:, :, None, None, :, None]
     return sum(wy[..., t, :] * across[:, :, t : t + size] for t in range(n))
@@ -154,11 +158,20 @@ def mv_bits(d: np.ndarray) -> np.ndarray:
     return (1 + 2 * np.log2(1 + np.abs(d))).sum(-1)
 
 
-def estimate(cur: np.ndarray, ref: np.ndarray, block: int = 16, search: int = 32, lam: float = 4.0) -> np.ndarray:
+def estimate(
+    cur: np.ndarray,
+    ref: np.ndarray,
+    block: int = 16,
+    search: int = 32,
+    lam: float = 4.0,
+    picture: tuple[int, int] | None = None,
+) -> np.ndarray:
     """A motion field (H // B, W // B, 2) int32 in quarter pels for predicting `cur` from `ref`.
 
     cur, ref: (H, W, 3) uint8. search: the largest |component| in pixels. lam: SAD (luma, 0-255)
-    per bit of motion; larger keeps the field smoother and cheaper.
+    per bit of motion; larger keeps the field smoother and cheaper. picture: (height, width)
+    of the picture when the frames are padded beyond it; pixels outside it do not count, so
+    blocks of padding take the cheapest vectors instead of chasing replicated edges.
     """
     height, width = cur.shape[:2]
     shape = (height // block, width // block)
@@ -166,7 +179,9 @@ def estimate(cur: np.ndarray, ref: np.ndarray, block: int = 16, search: int = 32
     if ref.shape != cur.shape:
         raise ValueError(f"frames differ in shape: {cur.shape} vs {ref.shape}")
     yc, yr = luma(cur), luma(ref)
-    pyramid = [(yc[..., 0].astype(np.float32), yr[..., 0].astype(np.float32))]
+    weight = np.zeros((height, width), np.float32)
+    weight[: (picture or cur.shape)[0], : (picture or cur.shape)[1]] = 1
+    pyramid = [(yc[..., 0].astype(np.float32), yr[..., 0].astype(np.float32), weight)]
     for _ in range(LEVELS - 1):
         pyramid.append(tuple(_half(p) for p in pyramid[-1]))
     top = LEVELS - 1
@@ -177,11 +192,13 @@ def estimate(cur: np.ndarray, ref: np.ndarray, block: int = 16, search: int = 32
         v = _best(2 * v, _neighbours(2 * v) + [np.zeros_like(v)], cost, limit)
         v = _best(v, _around(v, 1), cost, limit)
     v = v * QPEL
-    cost = _block_cost(yc, yr, block, lam)
+    cost = _block_cost(yc, yr, weight, block, lam)
     for step in (2, 1):
         v = _best(v, _around(v, step), cost, QPEL * search)
     for _ in range(SMOOTH_PASSES):
         v = _best(v, _neighbours(v), cost, QPEL * search)
+    for y, x in np.argwhere(_tiles(weight, block).max((-1, -2)) == 0):  # raster order
+        v[y, x] = median_predictor(v[max(y - 1, 0) : y + 1])[-1, x]  # costs the fewest bits
     return v.astype(np.int32)
 
 
@@ -234,9 +251,10 @@ def _window_tops(shape, block: int, level: int):
     return np.meshgrid(cy - block // 2, cx - block // 2, indexing="ij")
 
 
-def _full_search(cur, ref, shape, block, level, r, lam):
+def _full_search(cur, ref, weight, shape, block, level, r, lam):
     """Every integer vector within +-r at this level: SADs of all windows from one integral image per vector."""
     c = np.pad(cur, block, mode="edge")
+    wp = np.pad(weight, block)
     rp = np.pad(ref, block + r, mode="edge")
     ty, tx = _window_tops(shape, block, level)
     ty, tx = ty + block, tx + block
@@ -246,7 +264,7 @@ def _full_search(cur, ref, shape, block, level, r, lam):
     v = np.zeros(shape + (2,), np.int64)
     for oy in range(-r, r + 1):
         for ox in range(-r, r + 1):
-            diff = np.abs(c - rp[r + oy : r + oy + h, r + ox : r + ox + w])
+            diff = np.abs(c - rp[r + oy : r + oy + h, r + ox : r + ox + w]) * wp
             integral[1:, 1:] = diff.cumsum(0).cumsum(1)
             b, e = (ty, tx), (ty + block, tx + block)
             sad = integral[e[0], e[1]] - integral[b[0], e[1]] - integral[e[0], b[1]] + integral[b[0], b[1]]
@@ -257,16 +275,22 @@ def _full_search(cur, ref, shape, block, level, r, lam):
     return v
 
 
-def _window_cost(cur, ref, shape, block, level, lam):
+def _window_cost(cur, ref, weight, shape, block, level, lam):
     """Cost of integer vectors at a pyramid level: window SAD + lam * bits."""
     ty, tx = _window_tops(shape, block, level)
     target = _gather(cur, ty, tx, block)
+    inside = _gather(np.pad(weight, block), ty + block, tx + block, block)  # windows reach < block out
 
     def cost(cand, pred):
-        sad = np.abs(target - _gather(ref, ty + cand[..., 0], tx + cand[..., 1], block)).sum((-1, -2))
+        sad = (np.abs(target - _gather(ref, ty + cand[..., 0], tx + cand[..., 1], block)) * inside).sum((-1, -2))
         return sad + lam * mv_bits((cand - pred) * (QPEL << level))
 
     return cost
+
+
+def _tiles(img, block):
+    """(H, W) -> (H // block, W // block, block, block)."""
+    return img.reshape(img.shape[0] // block, block, img.shape[1] // block, block).transpose(0, 2, 1, 3)
 
 
 def _gather(img, ty, tx, size):
@@ -276,13 +300,13 @@ def _gather(img, ty, tx, size):
     return img[rows[..., :, None], cols[..., None, :]]
 
 
-def _block_cost(cur, ref, block, lam):
+def _block_cost(cur, ref, weight, block, lam):
     """Cost of quarter-pel vectors: the block's luma SAD under the decoder's interpolation + lam * bits."""
-    ny, nx = cur.shape[0] // block, cur.shape[1] // block
-    target = cur[..., 0].reshape(ny, block, nx, block).transpose(0, 2, 1, 3).astype(np.int32) << (2 * TAP_BITS)
+    target = _tiles(cur[..., 0], block).astype(np.int32) << (2 * TAP_BITS)
+    inside = _tiles(weight, block) / (1 << 2 * TAP_BITS)
 
     def cost(cand, pred):
-        sad = np.abs(target - interpolate(ref, cand, block)[..., 0]).sum((-1, -2)) / (1 << 2 * TAP_BITS)
+        sad = (np.abs(target - interpolate(ref, cand, block)[..., 0]) * inside).sum((-1, -2))
         return sad + lam * mv_bits(cand - pred)
 
     return cost
