@@ -139,6 +139,8 @@ def test_predict_refuses_a_field_of_the_wrong_shape():
         predict(ref, np.zeros((2, 3, 2), np.float32), 16)
     with pytest.raises(ValueError):
         predict(ref, np.zeros((4, 4, 2), np.int32), 12)
+    with pytest.raises(ValueError):
+        predict(ref.astype(np.int32), np.zeros((2, 3, 2), np.int32), 16)
 
 
 def test_prediction_error_is_the_predictions_mse_per_block():

@@ -107,7 +107,9 @@ def _tile_indices(d: np.ndarray, size: int, limit: int, n: int, axis: int) -> np
 
 
 def predict(ref: np.ndarray, mv: np.ndarray, block: int = 16) -> np.ndarray:
-    """The OBMC prediction (H, W, 3) uint8 of a frame from `ref` with field `mv` (module doc)."""
+    """The OBMC prediction (H, W, C) uint8 of a frame from `ref` (H, W, C) uint8 with field `mv`."""
+    if ref.dtype != np.uint8 or ref.ndim != 3:
+        raise ValueError(f"the reference must be a uint8 array (H, W, C), not {ref.dtype}{ref.shape}")
     height, width = ref.shape[:2]
     check_field(mv, height, width, block)
     half = block // 2
