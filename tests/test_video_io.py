@@ -91,7 +91,7 @@ def test_writer_refuses_lossy_or_unknown_outputs(tmp_path, name, message):
         VideoWriter(tmp_path / name, 25, 64, 64)
 
 
-def test_reads_y4m_and_reports_audio(tmp_path):
+def test_reads_y4m_and_knows_sound_from_video(tmp_path):
     frames = clip(3)
     with av.open(str(tmp_path / "a.y4m"), "w", format="yuv4mpegpipe") as container:
         stream = container.add_stream("rawvideo", rate=25)
@@ -115,6 +115,13 @@ def test_reads_y4m_and_reports_audio(tmp_path):
         container.mux(sound.encode(silence))
         container.mux(sound.encode(None))
     assert open_video(tmp_path / "b.mkv").has_audio
+
+    with av.open(str(tmp_path / "c.mka"), "w") as container:  # sound only
+        sound = container.add_stream("pcm_s16le", rate=8000)
+        container.mux(sound.encode(silence))
+        container.mux(sound.encode(None))
+    with pytest.raises(InputError, match="has no video stream"):
+        open_video(tmp_path / "c.mka")
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path):
