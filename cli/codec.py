@@ -124,13 +124,13 @@ def encode(
         "  lic decode photo.lic                      # writes photo.decoded.png\n\n"
         "  lic decode photo.lic -o photo.jpg --force\n\n"
         "  lic decode coded/ -o decoded/\n\n"
-        "  lic decode clip.lic -o clip.mkv           # lossless RGB (FFV1); .mp4, .y4m or a folder of PNGs too"
+        "  lic decode clip.lic -o clip.mkv           # lossless RGB (FFV1); .mp4 or a folder of PNGs too (not .y4m)"
     )
 )
 @user_errors
 def decode(
     inputs: list[Path] = typer.Argument(..., help=".lic files or folders of them."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image (format from its suffix), clip (.mkv, .mp4, .y4m, or a folder for PNG frames), or folder."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image (format from its suffix), clip (.mkv, .mp4 or a folder for PNG frames, all lossless RGB; .y4m cannot be), or folder."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model file, if it is not in the zoo."),
     device: str = typer.Option("cpu", help=_DEVICE_HELP),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),

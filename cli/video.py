@@ -86,6 +86,8 @@ def clip_info(path: Path) -> dict:
 
 
 def check_clip_output(dst: Path) -> None:
-    """A decoded clip goes to .mkv (FFV1), .mp4 (libx264rgb, lossless), .y4m, or a folder of PNGs."""
-    if dst.suffix and dst.suffix.lower() not in (".mkv", ".mp4", ".y4m"):
-        raise InputError(f"{dst}: a clip decodes to .mkv, .mp4, .y4m or a folder (no suffix), not '{dst.suffix}'")
+    """A decoded clip goes to .mkv (FFV1), .mp4 (libx264rgb) or a folder of PNGs, all lossless RGB;
+    .y4m is refused (`lic.video.io` says why)."""
+    from lic.video.io import check_output_format
+
+    check_output_format(dst)

@@ -38,10 +38,11 @@ def check_outputs(inputs: list[Path], outputs: list[Path], force: bool) -> None:
 
 
 def give_default_permissions(path: "str | Path") -> None:
-    """Files made by mkstemp or safetensors are 0600; users expect what their umask gives."""
+    """Files made by mkstemp or safetensors are 0600 (folders by mkdtemp 0700); users expect what
+    their umask gives."""
     mask = os.umask(0)
     os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~mask)
 
 
 @contextlib.contextmanager

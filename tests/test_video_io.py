@@ -1,5 +1,6 @@
 """lic.video.io: exact lossless round trips, streaming reads, and one-line errors for bad inputs."""
 
+import os
 from fractions import Fraction
 
 import av
@@ -10,6 +11,7 @@ from PIL import Image
 from lic.errors import InputError
 from lic.video.io import VideoWriter, natural_key, open_video
 from helpers import DATA, needs_data, photo_like
+from test_video import video_model  # noqa: F401  (a fixture: a tiny untrained video model)
 
 
 def clip(frames: int = 8, size: int = 64) -> list[np.ndarray]:
@@ -18,6 +20,12 @@ def clip(frames: int = 8, size: int = 64) -> list[np.ndarray]:
     rng = np.random.default_rng(4)
     return [np.clip(scene[i:i + size, 2 * i:2 * i + size].astype(int) + rng.integers(-3, 4, (size, size, 3)),
                     0, 255).astype(np.uint8) for i in range(frames)]
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write(path, frames, fps=25, **kwargs):
@@ -44,6 +52,7 @@ def test_folder_output_with_trailing_slash_and_natural_order(tmp_path):
     write(f"{tmp_path / 'out.frames'}/", frames)  # a suffix, but the slash says folder
     names = sorted(p.name for p in (tmp_path / "out.frames").iterdir())
     assert len(names) == 12 and names[0] == "000001.png"
+    assert (tmp_path / "out.frames").stat().st_mode & 0o777 == 0o777 & ~current_umask()  # not mkdtemp's 0700
     folder = tmp_path / "numbered"
     folder.mkdir()
     for i, frame in enumerate(frames, 1):  # f1 ... f12: plain sorting would put f10 after f1
@@ -156,3 +165,15 @@ def test_reads_the_shared_clips_as_streams():
     basketball = open_video(DATA / "video" / "BasketballPass_416x240_50fps_100f", fps=50)
     assert (basketball.width, basketball.height, basketball.frames) == (416, 240, 100)
     assert np.array_equal(next(iter(basketball)), np.asarray(Image.open(basketball.path / "f001.png").convert("RGB")))
+
+
+def test_lic_decode_refuses_y4m_in_one_line(tmp_path, video_model):
+    from typer.testing import CliRunner
+
+    import lic
+    from lic.cli import app
+
+    lic.compress_video(clip(2), tmp_path / "a.lic", 1, model=str(video_model))
+    r = CliRunner().invoke(app, ["decode", str(tmp_path / "a.lic"), "-o", str(tmp_path / "a.y4m")])
+    assert r.exit_code == 1 and "Y4M holds only Y'CbCr" in r.output and "Traceback" not in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.lic"]

@@ -17,8 +17,8 @@ Writing (`VideoWriter`) is always lossless, so a decoded clip is measured as dec
 | `out.y4m`         | refused: Y4M holds only Y'CbCr, which cannot keep 8-bit RGB exactly |  |
 
 Outputs are written to a temporary name beside the target and renamed into place when the
-writer closes without error (`lic.files` does the same for single files), and an existing
-output is replaced only with `force`.
+writer closes without error (`lic.files.atomic_output` for files; the same for a folder),
+and an existing output is replaced only with `force`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -36,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from lic.errors import InputError
-from lic.files import check_writable, give_default_permissions
+from lic.files import atomic_output, check_writable, give_default_permissions
 from lic.imageio import load_image
 
 #: The frame rate of a folder of frames when the caller gives none.
@@ -154,24 +155,32 @@ def _is_folder_output(path: "str | Path") -> bool:
     return str(path).endswith(("/", os.sep)) or Path(path).suffix == ""
 
 
-def check_output(path: "str | Path", force: bool) -> None:
-    """Fails before any work is done if `path` is not a writable lossless video output."""
-    target = Path(path)
+def check_output_format(path: "str | Path") -> None:
+    """Fails if `path` names no lossless video output (the suffix decides; none: a folder)."""
     if _is_folder_output(path):
-        if target.exists() and not force:
-            raise InputError(f"{target}: already exists (use --force to overwrite)")
-        if target.is_dir() and any(p.suffix.lower() != ".png" or not p.is_file() for p in target.iterdir()):
-            raise InputError(f"{target}: holds files other than PNG frames; refusing to replace it")
-        if not target.parent.exists():
-            raise InputError(f"{target.parent}: no such folder")
         return
+    target = Path(path)
     if target.suffix.lower() == ".y4m":
         raise InputError(f"{target}: Y4M holds only Y'CbCr, which cannot keep RGB frames exactly; "
                          "write .mkv (FFV1), .mp4 (lossless H.264 RGB) or a folder of PNGs")
     if target.suffix.lower() not in _CONTAINERS:
         raise InputError(f"{target}: unsupported video output '{target.suffix}' "
                          "(lossless outputs: .mkv, .mp4, or a folder for PNG frames)")
-    check_writable(target, force)
+
+
+def check_output(path: "str | Path", force: bool) -> None:
+    """Fails before any work is done if `path` is not a writable lossless video output."""
+    check_output_format(path)
+    target = Path(path)
+    if not _is_folder_output(path):
+        check_writable(target, force)
+        return
+    if target.exists() and not force:
+        raise InputError(f"{target}: already exists (use --force to overwrite)")
+    if target.is_dir() and any(p.suffix.lower() != ".png" or not p.is_file() for p in target.iterdir()):
+        raise InputError(f"{target}: holds files other than PNG frames; refusing to replace it")
+    if not target.parent.exists():
+        raise InputError(f"{target.parent}: no such folder")
 
 
 class VideoWriter:
@@ -190,24 +199,20 @@ class VideoWriter:
         self._folder = _is_folder_output(path)
         if self._folder:
             self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(self._tmp, 0o777 & ~mask)
+            give_default_permissions(self._tmp)
             return
         import av
 
         container_format, codec, pix_fmt, options = _CONTAINERS[self.path.suffix.lower()]
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
-        give_default_permissions(self._tmp)
+        self._output = ExitStack()  # holds the temporary file until it is renamed or removed
+        self._tmp = self._output.enter_context(atomic_output(self.path, force))
         try:
-            self._container = av.open(tmp, "w", format=container_format)
+            self._container = av.open(str(self._tmp), "w", format=container_format)
             self._stream = self._container.add_stream(codec, rate=_fraction(fps))
             self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, pix_fmt
             self._stream.options = options
-        except BaseException:
-            self._tmp.unlink(missing_ok=True)
+        except BaseException as e:
+            self._output.__exit__(type(e), e, e.__traceback__)
             raise
 
     def write(self, frame: np.ndarray) -> None:
@@ -232,7 +237,7 @@ class VideoWriter:
         for packet in self._stream.encode(None):
             self._container.mux(packet)
         self._container.close()
-        os.replace(self._tmp, self.path)
+        self._output.close()  # renames the finished file into place
 
     def _replace_folder(self) -> None:
         """Moves the finished folder into place; a forced, earlier folder of frames goes last."""
@@ -244,7 +249,7 @@ class VideoWriter:
         if old is not None:
             shutil.rmtree(old)
 
-    def _abort(self) -> None:
+    def _abort(self, error: BaseException) -> None:
         if self._folder:
             shutil.rmtree(self._tmp, ignore_errors=True)
             return
@@ -252,17 +257,17 @@ class VideoWriter:
             self._container.close()
         except Exception:  # noqa: BLE001 -- the output is discarded either way
             pass
-        self._tmp.unlink(missing_ok=True)
+        self._output.__exit__(type(error), error, error.__traceback__)  # removes the temporary file
 
     def __enter__(self) -> "VideoWriter":
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
         if kind is not None:
-            self._abort()
+            self._abort(value)
             return
         try:
             self._finish()
-        except BaseException:
-            self._abort()
+        except BaseException as e:
+            self._abort(e)
             raise
