@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import lic
-from helpers import photo_like
+from helpers import DATA, needs_data, photo_like
 from lic import bitstream, models
 from lic.codecs.hyperprior import MeanScaleHyperprior, export
 from lic.errors import FormatError, LicError
@@ -147,3 +147,32 @@ def test_bad_frames_are_refused_before_anything_is_written(video_model, tmp_path
         lic.compress_video([], out, 1, model=str(video_model), fps=25)
     with pytest.raises(LicError, match="not a video model"):
         lic.compress_video(moving_clip(1), out, 1, model="hyperprior", fps=25)
+
+
+@needs_data
+def test_shipped_video_model_codes_real_motion_cheaper_than_intra(tmp_path):
+    """The zoo's video q1 on BasketballPass: P-frames must pay (the point of inter coding)."""
+    from lic.eval.metrics import psnr
+    from lic.video.io import open_video
+
+    clip = open_video(DATA / "video" / "BasketballPass_416x240_50fps_100f", fps=50)
+    p = lic.compress_video(clip, tmp_path / "p.lic", 1, max_frames=4)
+    i = lic.compress_video(DATA / "video" / "BasketballPass_416x240_50fps_100f", tmp_path / "i.lic", 1,
+                           fps=50, max_frames=4, intra_only=True)
+    assert p["bytes"] < 0.6 * i["bytes"], (p["bytes"], i["bytes"])
+    source = open_video(DATA / "video" / "BasketballPass_416x240_50fps_100f", fps=50)
+    decoded = lic.decompress_video(tmp_path / "p.lic")
+    scores = [psnr(a, b) for a, b, _ in zip(source, decoded, range(4))]
+    assert len(scores) == 4 and min(scores) > 25, scores
+
+
+def test_a_p_frame_with_missing_or_misshapen_streams_is_refused(video_model):
+    codec = models.load_codec(video_model, "cpu")
+    frames = moving_clip(2, 64, 128)
+    _, reference = codec.encode_frame(frames[0], None)
+    record, _ = codec.encode_frame(frames[1], reference)
+    for streams in (record.streams[:3], [record.streams[0], record.streams[1] + b"\0", *record.streams[2:]]):
+        with pytest.raises(FormatError, match="P-frame needs motion, block map"):
+            codec.decode_frame(FrameRecord(FRAME_P, record.check, streams), reference, 64, 128)
+    with pytest.raises(FormatError, match="without a reference"):
+        codec.decode_frame(record, None, 64, 128)

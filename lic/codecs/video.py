@@ -6,7 +6,9 @@
               forms the overlapped-block prediction `pred` (`lic.video.motion.predict`) and
               codes the residual picture  r = clip(x - pred + 128, 0, 255)  with a hyperprior
               fine-tuned on such residuals (`lic train --model video`).
-              Decoded frame = clip(pred + r_hat - 128, 0, 255).
+              Decoded frame = clip(pred + r_hat - 128, 0, 255), except in the blocks the
+              encoder marks (one bit per 16x16 block) as better predicted alone: there the
+              residual coder's small errors would otherwise accumulate over the GOP.
 
 Why it decodes identically everywhere (closed loop, nothing drifts):
 - the reference is the decoded 8-bit frame, which the encoder reproduces exactly
@@ -37,6 +39,7 @@ from lic.video.motion import estimate, predict
 from lic.video.motion_coding import decode_motion, encode_motion
 
 RESIDUAL_OFFSET = 128
+MAP_BLOCK = 16  # side of the blocks where the encoder may keep the prediction alone (one bit each)
 
 
 def to_tensor(frame: np.ndarray) -> Tensor:
@@ -92,8 +95,10 @@ class VideoCodec:
         vectors = estimate(frame, reference, self.block, lam=self.motion_lambda, picture=picture)
         prediction = predict(reference, vectors, self.block)
         encoded, residual = self.residual.encode_reconstruct(to_tensor(residual_picture(frame, prediction)))
-        streams = [encode_motion(vectors, self.residual.y_tables), *encoded.streams]
-        return FrameRecord(FRAME_P, encoded.check, streams), add_residual(prediction, to_frame(residual))
+        corrected = add_residual(prediction, to_frame(residual))
+        keep = _block_sse(frame, prediction, MAP_BLOCK) <= _block_sse(frame, corrected, MAP_BLOCK)
+        streams = [encode_motion(vectors, self.residual.y_tables), np.packbits(keep).tobytes(), *encoded.streams]
+        return FrameRecord(FRAME_P, encoded.check, streams), _choose(keep, prediction, corrected, MAP_BLOCK)
 
     def decode_frame(self, record: FrameRecord, reference: np.ndarray | None, height: int, width: int) -> np.ndarray:
         """The decoded frame (uint8, padded size) of `record`; P-frames need the previous one."""
@@ -101,9 +106,26 @@ class VideoCodec:
             return to_frame(self.intra.decode(Encoded(record.streams, record.check), height, width))
         if reference is None:
             raise FormatError("the video is corrupted (a P-frame without a reference)")
-        if len(record.streams) != 3:
-            raise FormatError("the video is corrupted (a P-frame needs three streams)")
+        blocks = (height // MAP_BLOCK, width // MAP_BLOCK)
+        if len(record.streams) != 4 or len(record.streams[1]) != -(-blocks[0] * blocks[1] // 8):
+            raise FormatError("the video is corrupted (a P-frame needs motion, block map, z and y streams)")
         vectors = decode_motion(record.streams[0], height // self.block, width // self.block, self.residual.y_tables)
+        keep = np.unpackbits(np.frombuffer(record.streams[1], np.uint8))[: blocks[0] * blocks[1]].reshape(blocks)
         prediction = predict(reference, vectors, self.block)
-        residual = self.residual.decode(Encoded(record.streams[1:], record.check), height, width)
-        return add_residual(prediction, to_frame(residual))
+        residual = self.residual.decode(Encoded(record.streams[2:], record.check), height, width)
+        return _choose(keep.astype(bool), prediction, add_residual(prediction, to_frame(residual)), MAP_BLOCK)
+
+
+def _block_sse(frame: np.ndarray, approximation: np.ndarray, block: int) -> np.ndarray:
+    """Squared error per block (blocks_h, blocks_w), in exact integers."""
+    error = (frame.astype(np.int64) - approximation) ** 2
+    h, w = frame.shape[0] // block, frame.shape[1] // block
+    return error.reshape(h, block, w, block, -1).sum(axis=(1, 3, 4))
+
+
+def _choose(keep_prediction: np.ndarray, prediction: np.ndarray, corrected: np.ndarray, block: int) -> np.ndarray:
+    """Per block, the prediction alone where the encoder found the decoded residual made it
+    worse (e.g. static areas, where a residual coder's small errors would pile up frame after
+    frame), else prediction + residual."""
+    mask = np.repeat(np.repeat(keep_prediction, block, axis=0), block, axis=1)[..., None]
+    return np.where(mask, prediction, corrected)
