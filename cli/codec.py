@@ -13,6 +13,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from lic.cli.app import app, expand_inputs, fail, user_errors
+from lic.cli.video import VIDEO_SUFFIXES
 from lic.errors import InputError, LicError
 
 _DEVICE_HELP = ("cpu, cuda or cuda:N. Both codecs decode with exact integer entropy models and float64 "
@@ -62,41 +63,54 @@ def _image_suffixes() -> set[str]:
         "Examples:\n\n"
         "  lic encode photo.png -q 3                 # writes photo.lic\n\n"
         "  lic encode photo.png -q 6 -o best.lic --force\n\n"
-        "  lic encode shots/ -q 2 -o coded/          # every image in shots/"
+        "  lic encode shots/ -q 2 -o coded/          # every image in shots/\n\n"
+        "  lic encode clip.mp4 -q 3 -o clip.lic      # a clip (I- and P-frames)\n\n"
+        "  lic encode frames/ --video --fps 50       # a folder of numbered frames as one clip"
     )
 )
 @user_errors
 def encode(
-    inputs: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, ...) or folders of images."),
+    inputs: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, ...), folders of images, or video clips (mp4, mkv, y4m, ...)."),
     quality: int = typer.Option(3, "--quality", "-q", help="Quality level (see `lic models`)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file, or folder for several inputs."),
-    model: str = typer.Option("hyperprior", "--model", "-m", help="Zoo model name or path to a .safetensors model."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Zoo model name or path to a .safetensors model (default: hyperprior for images, video for clips)."),
     device: str = typer.Option("cpu", help=_DEVICE_HELP),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
-    verify: bool = typer.Option(True, help="Decode the result and report its PSNR."),
+    verify: bool = typer.Option(True, help="Images: decode the result and report its PSNR."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help=_MAX_PIXELS_HELP),
+    video: bool = typer.Option(False, "--video", help="Code each input as one clip: a video file, or a folder of numbered frames."),
+    fps: Optional[float] = typer.Option(None, "--fps", min=0.001, help="Clips from frame folders: frames per second (default 25)."),
+    gop: int = typer.Option(32, "--gop", min=1, max=65535, help="Clips: an I-frame (random-access point) every this many frames."),
+    intra_only: bool = typer.Option(False, "--intra-only", help="Clips: code every frame as an I-frame."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Clips: code at most this many frames."),
 ) -> None:
-    """Compress images into .lic files."""
+    """Compress images and clips into .lic files."""
     import lic
+    from lic.cli.video import encode_clip, is_clip_source
     from lic.eval.metrics import psnr
     from lic.files import atomic_write, check_outputs
     from lic.imageio import load_image
 
-    files = expand_inputs(inputs, _image_suffixes())
+    clip_folders = [p for p in inputs if video and p.is_dir()]
+    others = [p for p in inputs if p not in clip_folders]
+    files = clip_folders + (expand_inputs(others, _image_suffixes() | VIDEO_SUFFIXES) if others else [])
     outputs = _outputs(files, output, ".lic")
     check_outputs(files, outputs, force)
 
     def work(src: Path, dst: Path) -> str:
+        if is_clip_source(src, video):
+            return encode_clip(src, dst, quality=quality, model=model, fps=fps, gop=gop, intra_only=intra_only,
+                               max_frames=max_frames, device=device, force=force, max_pixels=max_pixels)
         source = load_image(src)
         t0 = time.perf_counter()
-        data = lic.compress(source, quality=quality, model=model, device=device, max_pixels=max_pixels)
+        data = lic.compress(source, quality=quality, model=model or "hyperprior", device=device, max_pixels=max_pixels)
         t_enc = time.perf_counter() - t0
         atomic_write(dst, data, force)
         bpp = 8 * len(data) / (source.width * source.height)
         line = f"{src} -> {dst}: {len(data):,} bytes, {bpp:.4f} bpp, encode {t_enc:.2f} s"
         if verify:
             t0 = time.perf_counter()
-            decoded = load_image(lic.decompress(data, model=model, device=device, max_pixels=max_pixels))
+            decoded = load_image(lic.decompress(data, model=model or "hyperprior", device=device, max_pixels=max_pixels))
             t_dec = time.perf_counter() - t0
             line += f", decode {t_dec:.2f} s, PSNR {psnr(source.rgb, decoded.rgb):.2f} dB"
         return line
@@ -109,13 +123,14 @@ def encode(
         "Examples:\n\n"
         "  lic decode photo.lic                      # writes photo.decoded.png\n\n"
         "  lic decode photo.lic -o photo.jpg --force\n\n"
-        "  lic decode coded/ -o decoded/"
+        "  lic decode coded/ -o decoded/\n\n"
+        "  lic decode clip.lic -o clip.mkv           # lossless RGB (FFV1); .mp4 or a folder of PNGs too (not .y4m)"
     )
 )
 @user_errors
 def decode(
     inputs: list[Path] = typer.Argument(..., help=".lic files or folders of them."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image (format from its suffix), or folder."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image (format from its suffix), clip (.mkv, .mp4 or a folder for PNG frames, all lossless RGB; .y4m cannot be), or folder."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model file, if it is not in the zoo."),
     device: str = typer.Option("cpu", help=_DEVICE_HELP),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
@@ -125,17 +140,24 @@ def decode(
     import io
 
     import lic
+    from lic.cli.video import check_clip_output, decode_clip, is_clip_file
     from lic.files import atomic_write, check_outputs
 
     files = expand_inputs(inputs, {".lic"})
-    outputs = _outputs(files, output, ".decoded.png")
+    clips = {f for f in files if is_clip_file(f)}
+    outputs = [dst if src not in clips or output is not None else dst.with_name(src.stem + ".decoded.mkv")
+               for src, dst in zip(files, _outputs(files, output, ".decoded.png"))]
     extensions = Image.registered_extensions()
-    for dst in outputs:
-        if extensions.get(dst.suffix.lower()) not in Image.SAVE:
+    for src, dst in zip(files, outputs):
+        if src in clips:
+            check_clip_output(dst)
+        elif extensions.get(dst.suffix.lower()) not in Image.SAVE:
             raise InputError(f"{dst}: cannot tell an image format from the suffix '{dst.suffix}'")
     check_outputs(files, outputs, force)
 
     def work(src: Path, dst: Path) -> str:
+        if src in clips:
+            return decode_clip(src, dst, model=model, device=device, force=force, max_pixels=max_pixels)
         t0 = time.perf_counter()
         image = lic.decompress(src.read_bytes(), model=model, device=device, max_pixels=max_pixels)
         seconds = time.perf_counter() - t0
@@ -159,10 +181,15 @@ def info(
     """Show what a .lic file holds: codec, model, quality, size, bits per pixel."""
     from lic import bitstream, models
     from lic.bitstream import FLAG_16BIT, FLAG_GREY
+    from lic.cli.video import clip_info, is_clip_file
 
     for path in files:
         if not path.is_file():
             raise InputError(f"{path}: no such file")
+        if is_clip_file(path):
+            record = clip_info(path)
+            typer.echo(json.dumps(record) if as_json else "\n".join(f"{k:>18}: {v}" for k, v in record.items()) + "\n")
+            continue
         data = path.read_bytes()
         header, _ = bitstream.unpack(data)
         model = models.find_by_hash(header.model_hash)

@@ -1,4 +1,4 @@
-"""`lic eval` and `lic plot`: rate-distortion-perception curves, BD-rates and plots."""
+"""`lic eval`, `lic eval-video` and `lic plot`: rate-distortion-perception curves, BD-rates and plots."""
 
 from __future__ import annotations
 
@@ -155,3 +155,59 @@ def compare(
     if output is not None:
         atomic_write(output, table.encode(), force)
     typer.echo(table)
+
+
+@app.command(
+    name="eval-video",
+    epilog=(
+        "Examples:\n\n"
+        "  lic eval-video foreman_cif.mp4 akiyo_cif.mp4 -c x264 -c x265 -c lic-video -o results/video\n\n"
+        "  lic eval-video BasketballPass_416x240_50fps_100f/ --fps 50 -c x264 -c lic-video-intra\n\n"
+        "  lic eval-video clip.mkv -c x264 --crf 30 --crf 35 --frames 32   # a quick look\n\n"
+        "Run it again on the same -o folder to resume: rows already there are skipped."
+    ),
+)
+@user_errors
+def evaluate_video(
+    clips: list[Path] = typer.Argument(
+        ..., help="Video files (mp4, mkv, y4m, ...: anything FFmpeg reads) or folders of numbered frames."),
+    codecs: list[str] = typer.Option(
+        ..., "--codec", "-c", help="x264, x265 (low-delay P, 4:4:4, CRF sweep), lic-video (P-frames) or "
+        "lic-video-intra (intra frames only); repeat for several."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Results folder [default: results/video]."),
+    anchor: str = typer.Option("x264", help="BD-rate anchor: a codec with curves in the results folder."),
+    crf: list[int] = typer.Option(
+        [], "--crf", help="CRF points of x264 and x265 (repeatable) [default: 44, 42, ..., 12]."),
+    fps: Optional[str] = typer.Option(
+        None, "--fps", help="Frame rate of frame folders, e.g. 50 or 30000/1001 [default: 25]."),
+    frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Code only the first N frames of each clip."),
+    device: str = typer.Option("cpu", help="Device for lic models: cpu or cuda."),
+    force: bool = typer.Option(
+        False, "--force", "-f", help="Redo every row of these codecs (and overwrite their curves)."),
+) -> None:
+    """Measure rate (real file bytes), RGB and Y PSNR, and coding speed per clip and quality."""
+    from fractions import Fraction
+
+    from lic.eval.video_baselines import VIDEO_BASELINES
+    from lic.eval.video_codecs import resolve_video
+    from lic.eval.video_harness import Clip, evaluate_video as run, report
+    from lic.files import atomic_write
+
+    try:
+        folder_fps = None if fps is None else Fraction(fps)
+    except (ValueError, ZeroDivisionError):
+        raise InputError(f"--fps {fps}: not a frame rate (give e.g. 25, 29.97 or 30000/1001)") from None
+    if folder_fps is not None and folder_fps <= 0:
+        raise InputError(f"--fps {fps}: the frame rate must be positive")
+    resolved = [resolve_video(name, device) for name in dict.fromkeys(codecs)]
+    if crf:
+        sweep = tuple(sorted(set(crf), reverse=True))
+        resolved = [dataclasses.replace(c, qualities=sweep) if c.name in VIDEO_BASELINES else c for c in resolved]
+    out = output if output is not None else Path("results") / "video"
+    chosen = [Clip(path, folder_fps, frames) for path in clips]
+
+    run(chosen, resolved, out, force, log=lambda line: typer.echo(line, err=True))
+
+    text = report(out, [c.name for c in chosen], anchor)
+    atomic_write(out / f"bd-vs-{anchor}.md", text.encode(), force=True)
+    typer.echo(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Optional
@@ -9,18 +10,19 @@ from typing import Optional
 import typer
 
 from lic.cli.app import app, user_errors
+from lic.codecs import registry
 
 
-#: Options that only one family takes: parameter name -> (flag, family).
+#: Options that only some families take: parameter name -> (flag, field of the family's config).
 _FAMILY_OPTIONS = {
-    "quality": ("--quality", "hyperprior"), "lmbda": ("--lambda", "hyperprior"),
-    "metric": ("--metric", "hyperprior"), "n_channels": ("--N", "hyperprior"),
-    "m_channels": ("--M", "hyperprior"),
-    "channels": ("--channels", "vq"), "blocks": ("--blocks", "vq"), "code_dim": ("--code-dim", "vq"),
-    "codebook_size": ("--codebook-size", "vq"), "levels": ("--levels", "vq"),
-    "disc_start": ("--disc-start", "vq"), "disc_weight": ("--disc-weight", "vq"),
-    "feature_matching": ("--feature-matching", "vq"), "lpips_weight": ("--lpips-weight", "vq"),
-    "level_steps": ("--level-steps", "vq"), "stats_images": ("--stats-images", "vq"),
+    "quality": ("--quality", "quality"), "lmbda": ("--lambda", "lmbda"), "metric": ("--metric", "metric"),
+    "n_channels": ("--N", "N"), "m_channels": ("--M", "M"),
+    "channels": ("--channels", "channels"), "blocks": ("--blocks", "blocks"), "code_dim": ("--code-dim", "code_dim"),
+    "codebook_size": ("--codebook-size", "codebook_size"), "levels": ("--levels", "levels"),
+    "disc_start": ("--disc-start", "disc_start"), "disc_weight": ("--disc-weight", "disc_weight"),
+    "feature_matching": ("--feature-matching", "feature_matching"), "lpips_weight": ("--lpips-weight", "lpips_weight"),
+    "level_steps": ("--level-steps", "level_steps"), "stats_images": ("--stats-images", "stats_images"),
+    "intra_quality": ("--intra-quality", "intra_quality"), "sequences": ("--sequences", "sequences"),
 }
 
 
@@ -37,15 +39,16 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
         "  lic train ../shared/data/train --out runs/q4 --quality 4 --val-dir ../shared/data/kodak\n\n"
         "  lic train pack-a.tar pack-b.tar --out runs/q3 --quality 3 --init runs/q4/checkpoint.pt\n\n"
         "  lic train ../shared/data/train --model vq --out runs/vq --val-dir ../shared/data/kodak\n\n"
+        "  lic train pack-a.tar pack-b.tar --model video --quality 2 --sequences vimeo/ --init q2.safetensors --out runs/v2\n\n"
         "Re-running the same command resumes from OUT/checkpoint.pt. Unset options take the\n"
-        "family's defaults (lic.train.hyperprior.HyperpriorTrainConfig, lic.train.vq.VQTrainConfig)."
+        "family's defaults (HyperpriorTrainConfig, VQTrainConfig, VideoTrainConfig in lic.train)."
     )
 )
 @user_errors
 def train(
     data: list[Path] = typer.Argument(..., help="Folders (searched recursively) or .tar files of training images."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoint, log, exported model.safetensors."),
-    model: str = typer.Option("hyperprior", "--model", help="Codec family to train: hyperprior or vq."),
+    model: str = typer.Option("hyperprior", "--model", help="Codec family to train: hyperprior, vq or video."),
     quality: Optional[int] = typer.Option(None, "--quality", "-q", min=1, max=8, help="Hyperprior: quality index; sets lambda from the ladder (default 3)."),
     lmbda: Optional[float] = typer.Option(None, "--lambda", help="Hyperprior: override the ladder's rate-distortion lambda."),
     metric: Optional[str] = typer.Option(None, help="Hyperprior: distortion, mse (default) or ms-ssim."),
@@ -63,6 +66,8 @@ def train(
     lpips_weight: Optional[float] = typer.Option(None, help="VQ: LPIPS weight (default 0; needs VGG-16 weights in the torch cache)."),
     level_steps: Optional[int] = typer.Option(None, help="VQ: fine-tuning steps per reduced codebook (default 300)."),
     stats_images: Optional[int] = typer.Option(None, help="VQ: training images that fit the entropy model (default 0: all)."),
+    intra_quality: Optional[int] = typer.Option(None, min=1, max=8, help="Video: image quality of the I-frames (default: --quality)."),
+    sequences: Optional[Path] = typer.Option(None, help="Video: folder of real clips as frame folders (e.g. Vimeo septuplets), mixed with synthetic motion."),
     steps: Optional[int] = typer.Option(None, help="Total optimisation steps across resumes (default 100000 hyperprior, 40000 vq)."),
     batch: Optional[int] = typer.Option(None, help="Crops per step (default 8 hyperprior, 16 vq)."),
     crop: Optional[int] = typer.Option(None, help="Square crop side in pixels (default 256)."),
@@ -82,11 +87,14 @@ def train(
 ) -> None:
     """Train a codec; exports OUT/model.safetensors and OUT/run.json when done."""
     given = dict(locals())
-    if model not in ("hyperprior", "vq"):
-        raise typer.BadParameter(f"unknown model family '{model}' (hyperprior or vq)", param_hint="--model")
-    for key, (flag, family) in _FAMILY_OPTIONS.items():
-        if given[key] is not None and family != model:
-            raise typer.BadParameter(f"applies to --model {family} only, not {model}", param_hint=flag)
+    if model not in registry.names():
+        raise typer.BadParameter(f"unknown model family '{model}' ({' or '.join(registry.names())})", param_hint="--model")
+    Config, run = registry.family(model).trainer()
+    fields = {f.name for f in dataclasses.fields(Config)}
+    for key, (flag, field) in _FAMILY_OPTIONS.items():
+        if given[key] is not None and field not in fields:
+            takers = [f.name for f in registry.FAMILIES if field in {g.name for g in dataclasses.fields(f.trainer()[0])}]
+            raise typer.BadParameter(f"applies to --model {' or '.join(takers)} only, not {model}", param_hint=flag)
     if metric is not None and metric not in ("mse", "ms-ssim"):
         raise typer.BadParameter("must be mse or ms-ssim", param_hint="--metric")
     common = {
@@ -99,22 +107,13 @@ def train(
         return _train_ladder(common, ladder, minutes, trunk_share, given)
     if minutes is not None or trunk_share is not None:
         raise typer.BadParameter("applies with --ladder only", param_hint="--minutes/--trunk-share")
-    if model == "vq" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise typer.BadParameter("torchrun data parallelism trains --model hyperprior only", param_hint="--model")
-    if model == "hyperprior":
-        from lic.train.hyperprior import HyperpriorTrainConfig as Config, train as run
-
-        specific = {"quality": quality, "lmbda": lmbda, "metric": metric, "N": n_channels, "M": m_channels}
-    else:
-        from lic.train.vq import VQTrainConfig as Config, train as run
-
-        specific = {
-            "channels": _ints(channels, "--channels") if channels else None,
-            "blocks": _ints(blocks, "--blocks") if blocks else None,
-            "code_dim": code_dim, "codebook_size": codebook_size, "levels": levels, "disc_start": disc_start,
-            "disc_weight": disc_weight, "feature_matching": feature_matching, "lpips_weight": lpips_weight,
-            "level_steps": level_steps, "stats_images": stats_images,
-        }
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not Config.data_parallel:
+        takers = " or ".join(f.name for f in registry.FAMILIES if f.trainer()[0].data_parallel)
+        raise typer.BadParameter(f"torchrun data parallelism trains --model {takers} only", param_hint="--model")
+    specific = {field: given[key] for key, (_, field) in _FAMILY_OPTIONS.items()}
+    specific["channels"] = _ints(channels, "--channels") if channels else None
+    specific["blocks"] = _ints(blocks, "--blocks") if blocks else None
+    specific["sequences"] = str(sequences) if sequences else None
     try:
         config = Config(**{k: v for k, v in {**common, **specific}.items() if v is not None})
     except ValueError as e:
@@ -122,14 +121,15 @@ def train(
     summary = run(config)
     if summary.get("rank", 0) != 0:
         return  # rank 0 reports for the world
-    if model == "vq" and not summary["finished"]:
-        typer.echo(f"stopped at step {summary['steps_done']} ({summary.get('phase', 'main')} phase); "
+    if not summary["finished"]:
+        phase = f" ({summary['phase']} phase)" if "phase" in summary else ""
+        typer.echo(f"stopped at step {summary['steps_done']}{phase}; "
                    "run the same command again to resume")
         return
     typer.echo(f"{summary['steps_done']} steps in {summary['wall_seconds']:.0f} s "
                f"({summary['images_per_second']} images/s) -> {out / 'model.safetensors'}")
     v = summary.get("validation")
-    if v and model == "hyperprior":
+    if v and "levels" not in v:
         typer.echo(f"validation: {v['bpp']:.4f} bpp, {v['psnr']:.2f} dB PSNR, MS-SSIM {v['ms_ssim']:.4f}")
     elif v:
         for level, row in v["levels"].items():

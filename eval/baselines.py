@@ -62,6 +62,25 @@ class PillowCodec:
             return np.asarray(image.convert("RGB"))
 
 
+def pyav_missing(encoder: str, decoder: str) -> str | None:
+    """Why PyAV cannot run this encoder and decoder pair, or None."""
+    try:
+        import av
+    except ImportError:
+        return "PyAV (av) is not installed"
+    if encoder not in av.codecs_available or decoder not in av.codecs_available:
+        return f"this PyAV build has no {encoder} encoder or {decoder} decoder"
+    return None
+
+
+def bt601_conversion(full_range: bool) -> tuple[dict, object, object]:
+    """Exact-rounding swscale options, the BT.601 matrix and the range, for RGB <-> Y'CbCr both ways."""
+    from av.video.reformatter import ColorRange, Colorspace, Interpolation
+
+    exact = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+    return {"interpolation": exact, "threads": 1}, Colorspace.ITU601, ColorRange.JPEG if full_range else ColorRange.MPEG
+
+
 @dataclass(frozen=True)
 class HevcCodec:
     """HEVC intra, the codec inside BPG: x265 through PyAV, one 4:4:4 frame, constant QP.
@@ -84,29 +103,15 @@ class HevcCodec:
                 "full-range BT.601 Y'CbCr; BPG stand-in)")
 
     def unavailable(self) -> str | None:
-        try:
-            import av
-        except ImportError:
-            return "PyAV (av) is not installed"
-        if "libx265" not in av.codecs_available or "hevc" not in av.codecs_available:
-            return "this PyAV build has no libx265 encoder or HEVC decoder"
-        return None
+        return pyav_missing("libx265", "hevc")
 
     def prepare(self, quality: int) -> None:
         """Nothing to set up: each image gets a fresh encoder."""
 
-    @staticmethod
-    def _conversion() -> tuple[dict, object, object]:
-        """Exact-rounding swscale options, the colour matrix and the range, both ways."""
-        from av.video.reformatter import ColorRange, Colorspace, Interpolation
-
-        exact = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
-        return {"interpolation": exact, "threads": 1}, Colorspace.ITU601, ColorRange.JPEG
-
     def encode(self, rgb: np.ndarray, quality: int) -> bytes:
         import av
 
-        options, space, full = self._conversion()
+        options, space, full = bt601_conversion(full_range=True)
         ctx = av.CodecContext.create("libx265", "w")
         ctx.width, ctx.height, ctx.pix_fmt = rgb.shape[1], rgb.shape[0], "yuv444p"
         ctx.time_base = Fraction(1, 1)
@@ -123,7 +128,7 @@ class HevcCodec:
     def decode(self, data: bytes) -> np.ndarray:
         import av
 
-        options, space, full = self._conversion()
+        options, space, full = bt601_conversion(full_range=True)
         ctx = av.CodecContext.create("hevc", "r")
         frames = ctx.decode(av.Packet(data)) + ctx.decode(None)
         return frames[0].to_ndarray(format="rgb24", src_colorspace=space, src_color_range=full, **options)

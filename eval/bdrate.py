@@ -24,10 +24,12 @@ from lic.eval.results import METRICS, Curve
 #: Deltas over less of the joint range than this are flagged in tables.
 MIN_OVERLAP = 0.5
 
-#: The metrics a BD table reports, in column order.
+#: The metrics an image BD table reports, in column order (video tables use PSNR on RGB and Y).
 BD_METRICS = ("psnr-rgb", "ms-ssim-rgb", "lpips")
-_DELTA_LABELS = {"psnr-rgb": "BD-PSNR [dB]", "ms-ssim-rgb": "BD-MS-SSIM [dB]", "lpips": "BD-LPIPS"}
-_RATE_LABELS = {"psnr-rgb": "BD-rate PSNR", "ms-ssim-rgb": "BD-rate MS-SSIM", "lpips": "BD-rate LPIPS"}
+_DELTA_LABELS = {"psnr-rgb": "BD-PSNR [dB]", "psnr-y": "BD-PSNR-Y [dB]", "ms-ssim-rgb": "BD-MS-SSIM [dB]",
+                 "lpips": "BD-LPIPS"}
+_RATE_LABELS = {"psnr-rgb": "BD-rate PSNR", "psnr-y": "BD-rate PSNR-Y", "ms-ssim-rgb": "BD-rate MS-SSIM",
+                "lpips": "BD-rate LPIPS"}
 
 Points = tuple[list[float], list[float]]  # (bpp, quality), quality rising with bpp
 
@@ -81,8 +83,8 @@ class BdRow:
     delta_overlap: dict[str, float]  # metric -> overlap of the log-rate ranges (where BD-quality averages)
 
 
-def bd_table(curves: list[Curve], anchor: str) -> list[BdRow]:
-    """One row per curve other than the anchor."""
+def bd_table(curves: list[Curve], anchor: str, metrics: tuple[str, ...] = BD_METRICS) -> list[BdRow]:
+    """One row per curve other than the anchor, with deltas on each of `metrics`."""
     by_name = {c.name: c for c in curves}
     if anchor not in by_name:
         raise InputError(f"anchor '{anchor}' is not among the curves ({', '.join(by_name) or 'none'})")
@@ -92,7 +94,7 @@ def bd_table(curves: list[Curve], anchor: str) -> list[BdRow]:
         if curve.name == anchor:
             continue
         rate, delta, rate_overlap, delta_overlap = {}, {}, {}, {}
-        for metric in BD_METRICS:
+        for metric in metrics:
             a, t = _points(base, metric), _points(curve, metric)
             rate[metric] = bd_rate(a, t)
             d = bd_quality(a, t)
@@ -109,9 +111,20 @@ def _cell(value: float | None, share: float, digits: int, unit: str = "") -> str
     return f"{value:+.{digits}f}{unit}" + ("†" if share < MIN_OVERLAP else "")
 
 
+def bd_notes(anchor: str) -> list[str]:
+    """What every BD table's numbers mean (printed under it)."""
+    return [
+        f"BD vs {anchor}: PCHIP, averaged where the two curves overlap; negative BD-rate = fewer bits "
+        "for the same quality.",
+        f"n/a: the curves do not overlap or are not monotonic. †: they overlap over less than "
+        f"{MIN_OVERLAP:.0%} of their joint range, so the value describes only that part.",
+    ]
+
+
 def format_table(rows: list[BdRow], anchor: str) -> str:
     """A Markdown table and its notes; metrics no curve could be compared on are left out."""
-    metrics = [m for m in BD_METRICS if any(r.rate[m] is not None or r.delta[m] is not None for r in rows)]
+    measured = list(rows[0].rate) if rows else []
+    metrics = [m for m in measured if any(r.rate[m] is not None or r.delta[m] is not None for r in rows)]
     header = ["codec"] + [label for m in metrics for label in (_RATE_LABELS[m], _DELTA_LABELS[m])]
     lines = [f"| {' | '.join(header)} |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     for r in rows:
@@ -120,10 +133,28 @@ def format_table(rows: list[BdRow], anchor: str) -> str:
             cells.append(_cell(r.rate[m], r.rate_overlap[m], 1, "%"))
             cells.append(_cell(r.delta[m], r.delta_overlap[m], 4 if m == "lpips" else 2))
         lines.append(f"| {' | '.join(cells)} |")
-    notes = [
-        f"BD vs {anchor}: PCHIP, averaged where the two curves overlap; negative BD-rate = fewer bits "
-        "for the same quality.",
-        f"n/a: the curves do not overlap or are not monotonic. †: they overlap over less than "
-        f"{MIN_OVERLAP:.0%} of their joint range, so the value describes only that part.",
-    ]
-    return "\n".join([*lines, "", *notes]) + "\n"
+    return "\n".join([*lines, "", *bd_notes(anchor)]) + "\n"
+
+
+def format_clip_table(tables: dict[str, list[BdRow]], anchor: str, metric: str, delta: bool = False) -> str:
+    """One codec per row, one clip per column (`tables`: clip -> its `bd_table`), and the mean
+    over the clips, which is n/a unless every clip has a value (video test conditions average
+    per-sequence BD-rates). BD-rate in percent, or with `delta` BD-quality."""
+    clips = list(tables)
+    codecs = list(dict.fromkeys(r.codec for rows in tables.values() for r in rows))
+    label = (_DELTA_LABELS if delta else _RATE_LABELS)[metric]
+    lines = [f"| {label} | {' | '.join(clips)} | mean |", "|---|" + "---:|" * (len(clips) + 1)]
+    for codec in codecs:
+        cells, values, shares = [codec], [], []
+        for clip in clips:
+            row = next((r for r in tables[clip] if r.codec == codec), None)
+            value = None if row is None else (row.delta if delta else row.rate)[metric]
+            share = 0.0 if row is None else (row.delta_overlap if delta else row.rate_overlap)[metric]
+            cells.append(_cell(value, share, 2 if delta else 1, "" if delta else "%"))
+            values.append(value)
+            shares.append(share)
+        mean = None if None in values or not values else sum(values) / len(values)
+        cells.append(_cell(mean, min(shares, default=0.0), 2 if delta else 1, "" if delta else "%"))
+        lines.append(f"| {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+

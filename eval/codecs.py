@@ -112,9 +112,14 @@ def resolve(name: str, device: str = "cpu") -> Codec:
     """The codec called `name`: a classic baseline, or lic-<model>."""
     if name.startswith(LIC_PREFIX):
         return _lic_codec(name[len(LIC_PREFIX):], device)
-    if name not in BASELINES:
-        raise InputError(f"unknown codec '{name}' (classic: {', '.join(BASELINES)}; or lic-<model>)")
-    reason = BASELINES[name].unavailable()
+    return runnable(name, BASELINES, f"classic: {', '.join(BASELINES)}; or lic-<model>")
+
+
+def runnable(name: str, known: dict, choices: str):
+    """`known[name]` if this machine can run it; `choices` tells the user what the names are."""
+    if name not in known:
+        raise InputError(f"unknown codec '{name}' ({choices})")
+    reason = known[name].unavailable()
     if reason:
         raise InputError(f"codec {name} is unavailable on this machine: {reason}")
-    return BASELINES[name]
+    return known[name]

@@ -24,15 +24,18 @@ def _raw_points(curve: Curve, metric: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([b for b, _ in pairs], float), np.array([v for _, v in pairs], float)
 
 
-def envelope_at(baselines: list[Curve], metric: str, bpp: float) -> tuple[float, str] | None:
-    """The best baseline value at `bpp` and the curve it comes from; None if none spans it."""
+def envelope_at(baselines: list[Curve], metric: str, bpp: float, log_bpp: bool = False) -> tuple[float, str] | None:
+    """The best baseline value at `bpp` and the curve it comes from; None if none spans it.
+
+    `log_bpp` interpolates linearly in log(bpp) instead, as video results are usually read
+    off a curve (PSNR is close to linear in log rate)."""
     best = None
     sign = 1 if METRICS[metric].higher_is_better else -1
     for curve in baselines:
         rates, values = _raw_points(curve, metric)
         if len(rates) < 2 or not rates[0] <= bpp <= rates[-1]:
             continue
-        value = float(np.interp(bpp, rates, values))
+        value = float(np.interp(np.log(bpp), np.log(rates), values) if log_bpp else np.interp(bpp, rates, values))
         if best is None or sign * value > sign * best[0]:
             best = (value, curve.name)
     return best

@@ -29,7 +29,7 @@ from lic.errors import InputError, LicError
 from lic.eval import metrics, perceptual
 from lic.eval.baselines import BASELINES
 from lic.eval.codecs import Codec, LicCodec
-from lic.eval.results import ROWS_FILE, Row, format_rows, make_curve, read_rows, row_key, write_json, write_rows
+from lic.eval.results import ROWS_FILE, Row, journal, make_curve, read_rows, row_key, write_json
 from lic.imageio import load_image
 
 
@@ -208,21 +208,15 @@ def _evaluate(dataset: Path, codecs: list[Codec], out: Path, wanted: MetricSet, 
     rows_path = out / ROWS_FILE
     if done:
         log(f"resuming: {total - len(jobs)} of {total} rows are already in {rows_path}")
-    write_rows(rows_path, list(latest.values()))
-
     with (
-        rows_path.open("a", newline="") as journal,
+        journal(rows_path, latest) as write,
         tqdm(total=len(jobs), desc="eval", unit="row", file=sys.stderr, disable=not jobs) as bar,
     ):
         def record(row: Row) -> None:
-            journal.write(format_rows([row], header=False))
-            journal.flush()
-            latest[row_key(row)] = row
+            write(row)
             bar.update()
 
         _run(jobs, wanted, workers, record)
-
-    write_rows(rows_path, list(latest.values()))
     written = []
     for codec in codecs:
         rows = [r for r in latest.values()

@@ -14,6 +14,8 @@ older CompressAI keys "psnr" and "ms-ssim".
 
 In the CSV, an empty cell is a metric that was not measured (resume fills it in when it is
 asked for) and "nan" one that is undefined for that image (MS-SSIM below 161 px a side).
+Video results (`lic.eval.video_harness`) use the same machinery with their own columns: a
+`RowSchema` says what a CSV holds and which column names the item a row measures.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import csv
 import io
 import json
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 from lic.errors import InputError
 from lic.files import atomic_write
@@ -38,8 +42,6 @@ COLUMNS = (
     "psnr-rgb", "psnr-y", "ms-ssim-rgb", "lpips", "dss", "haarpsi", "gmsd",
     "encoding_time", "decoding_time",
 )
-_TEXT = {"codec", "model_hash", "image"}
-_INT = {"quality", "width", "height", "bytes"}
 
 
 @dataclass(frozen=True)
@@ -67,30 +69,46 @@ _ALIASES = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb"}
 Row = dict  # column -> str | int | float | None
 
 
+@dataclass(frozen=True)
+class RowSchema:
+    """The columns of a results CSV; each row is one codec at one quality on one `item`."""
+
+    columns: tuple[str, ...]
+    text: frozenset[str]
+    integer: frozenset[str]  # the other columns are floats
+    item: str  # the column naming what a row measures: "image", or "clip" for video
+
+    def key(self, row: Row) -> tuple[str, int, str]:
+        return row["codec"], row["quality"], row[self.item]
+
+    def parse(self, column: str, text: str):
+        if column in self.text:
+            return text
+        if text == "":
+            return None
+        return int(text) if column in self.integer else float(text)
+
+
+IMAGE_ROWS = RowSchema(COLUMNS, frozenset({"codec", "model_hash", "image"}),
+                       frozenset({"quality", "width", "height", "bytes"}), "image")
+
+
 def row_key(row: Row) -> tuple[str, int, str]:
-    return row["codec"], row["quality"], row["image"]
+    return IMAGE_ROWS.key(row)
 
 
-def _parse(column: str, text: str):
-    if column in _TEXT:
-        return text
-    if text == "":
-        return None
-    return int(text) if column in _INT else float(text)
-
-
-def read_rows(path: Path) -> list[Row]:
-    """Rows of a per-image CSV; a last line cut short by an interrupted run is dropped."""
+def read_rows(path: Path, schema: RowSchema = IMAGE_ROWS) -> list[Row]:
+    """Rows of a results CSV; a last line cut short by an interrupted run is dropped."""
     with path.open(newline="") as f:
         lines = list(csv.reader(f))
-    if not lines or tuple(lines[0]) != COLUMNS:
-        raise InputError(f"{path}: not a per-image CSV of this version of lic (use another -o folder or --force)")
+    if not lines or tuple(lines[0]) != schema.columns:
+        raise InputError(f"{path}: not a per-{schema.item} CSV of this version of lic (use another -o folder or --force)")
     rows = []
     for cells in lines[1:]:
-        if len(cells) != len(COLUMNS):
+        if len(cells) != len(schema.columns):
             continue
         try:
-            rows.append({c: _parse(c, t) for c, t in zip(COLUMNS, cells)})
+            rows.append({c: schema.parse(c, t) for c, t in zip(schema.columns, cells)})
         except ValueError:
             continue
     return rows
@@ -100,19 +118,35 @@ def _format(value) -> str:
     return "" if value is None else str(value)
 
 
-def format_rows(rows: list[Row], header: bool = True) -> str:
+def format_rows(rows: list[Row], header: bool = True, schema: RowSchema = IMAGE_ROWS) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if header:
-        writer.writerow(COLUMNS)
-    writer.writerows([_format(row[c]) for c in COLUMNS] for row in rows)
+        writer.writerow(schema.columns)
+    writer.writerows([_format(row[c]) for c in schema.columns] for row in rows)
     return buffer.getvalue()
 
 
-def write_rows(path: Path, rows: list[Row]) -> None:
+def write_rows(path: Path, rows: list[Row], schema: RowSchema = IMAGE_ROWS) -> None:
     """Rewrites the CSV atomically, in a stable order (the folder is reused on purpose)."""
-    ordered = sorted(rows, key=row_key)
-    atomic_write(path, format_rows(ordered).encode(), force=True)
+    ordered = sorted(rows, key=schema.key)
+    atomic_write(path, format_rows(ordered, schema=schema).encode(), force=True)
+
+
+@contextmanager
+def journal(path: Path, latest: dict[tuple, Row], schema: RowSchema = IMAGE_ROWS) -> Iterator[Callable[[Row], None]]:
+    """Rewrites the CSV with `latest`, then yields `record(row)`, which appends each finished row
+    at once (an interrupted run loses only the rows in flight) and files it in `latest`; the CSV
+    is rewritten in order at the end."""
+    write_rows(path, list(latest.values()), schema)
+    with path.open("a", newline="") as f:
+        def record(row: Row) -> None:
+            f.write(format_rows([row], header=False, schema=schema))
+            f.flush()
+            latest[schema.key(row)] = row
+
+        yield record
+    write_rows(path, list(latest.values()), schema)
 
 
 def _mean(values: list) -> float | None:
@@ -121,16 +155,21 @@ def _mean(values: list) -> float | None:
     return round(sum(values) / len(values), 6)
 
 
-def make_curve(name: str, description: str, dataset: str, qualities: tuple[int, ...], rows: list[Row]) -> dict:
-    """The JSON curve of one codec: per-quality means of its rows (qualities without rows are left out)."""
+def make_curve(name: str, description: str, dataset: str, qualities: tuple[int, ...], rows: list[Row],
+               schema: RowSchema = IMAGE_ROWS, keys: tuple[str, ...] | None = None) -> dict:
+    """The JSON curve of one codec: per-quality means of its rows (qualities without rows are left out).
+
+    `keys` are the columns averaged (default: bpp, the image metrics measured, the times)."""
     by_quality = {q: [r for r in rows if r["quality"] == q] for q in qualities}
     points = [(q, rs) for q, rs in by_quality.items() if rs]
-    extra = [m for m in METRICS if m not in CORE_METRICS and any(r[m] is not None for r in rows)]
+    if keys is None:
+        extra = [m for m in METRICS if m not in CORE_METRICS and any(r[m] is not None for r in rows)]
+        keys = ("bpp", *CORE_METRICS, *extra, *TIMES)
     results = {"quality": [q for q, _ in points]}
-    for key in ("bpp", *CORE_METRICS, *extra, *TIMES):
+    for key in keys:
         results[key] = [_mean([r[key] for r in rs]) for _, rs in points]
-    images = len({r["image"] for r in rows})
-    return {"name": name, "description": description, "dataset": dataset, "images": images, "results": results}
+    items = len({r[schema.item] for r in rows})
+    return {"name": name, "description": description, "dataset": dataset, f"{schema.item}s": items, "results": results}
 
 
 def write_json(path: Path, data: dict, force: bool) -> None:

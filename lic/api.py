@@ -16,6 +16,7 @@ from PIL import Image
 
 from lic import bitstream, models
 from lic.bitstream import FLAG_16BIT, FLAG_ALPHA, FLAG_GREY, Header
+from lic.codecs import registry
 from lic.codecs.base import Codec, Encoded, pad_to_multiple, to_device, to_input, to_pixels
 from lic.errors import FormatError, ModelError, ResourceError
 from lic.imageio import SourceImage, load_image, pack_alpha, to_pil, unpack_alpha
@@ -78,7 +79,7 @@ def encode_with(codec: Codec, source: SourceImage, quality: int, model_hash: byt
     if source.alpha is not None:
         flags |= FLAG_ALPHA
         streams.append(pack_alpha(source.alpha))
-    header = Header(codec.codec_id, quality, model_hash, encoded.check,
+    header = Header(registry.family(codec.family).codec_id, quality, model_hash, encoded.check,
                     source.width, source.height, pad_bottom, pad_right, flags)
     return bitstream.pack(header, streams)
 
@@ -113,7 +114,7 @@ def decompress(data: bytes, model: str | None = None, device: str = "cpu", max_p
     check_pixels(header.width, header.height, max_pixels)  # padding is checked against the stride
     model_file = _model_for(header, model)
     codec = models.load_codec(model_file.path, str(to_device(device)), header.quality)
-    if codec.codec_id != header.codec_id:
+    if codec.family != header.codec_name:
         raise ModelError(f"model {model_file.name} is not a {header.codec_name} model")
     return decode_with(codec, header, streams)
 

@@ -5,7 +5,7 @@ Layout, version 1 (integers little-endian; "varint" is unsigned LEB128):
     offset size  field
     0      4     magic b"\\x89LIC" (the high byte catches 7-bit transfers, as in PNG)
     4      1     format version (1)
-    5      1     codec id (1 = hyperprior, 2 = vq)
+    5      1     codec id (an image family's id in `lic.codecs.registry`: 1 hyperprior, 2 vq)
     6      1     quality / level the encoder used
     7      1     flags: bit 0 alpha stream present, bit 1 source was greyscale,
                  bit 2 source had 16 bits per sample
@@ -36,11 +36,12 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from lic.codecs import registry
 from lic.errors import FormatError
 
 MAGIC = b"\x89LIC"
+VIDEO_MAGIC = b"\x89LIV"  # a clip: `lic.video.container`
 VERSION = 1
-CODEC_NAMES = {1: "hyperprior", 2: "vq"}
 
 FLAG_ALPHA, FLAG_GREY, FLAG_16BIT = 1, 2, 4
 _FIXED = struct.Struct("<4sBBBB4s4s")
@@ -61,14 +62,15 @@ class Header:
 
     @property
     def codec_name(self) -> str:
-        return CODEC_NAMES.get(self.codec_id, f"unknown({self.codec_id})")
+        found = registry.by_id(self.codec_id)
+        return found.name if found else f"unknown({self.codec_id})"
 
     @property
     def has_alpha(self) -> bool:
         return bool(self.flags & FLAG_ALPHA)
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
     if n < 0:
         raise ValueError("varints are unsigned")
     out = bytearray()
@@ -79,7 +81,7 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-class _Reader:
+class VarintReader:
     def __init__(self, data: bytes, pos: int) -> None:
         self.data, self.pos = data, pos
 
@@ -104,9 +106,9 @@ def pack(header: Header, streams: list[bytes]) -> bytes:
     body = bytearray(_FIXED.pack(MAGIC, VERSION, header.codec_id, header.quality,
                                  header.flags, header.model_hash, header.check))
     for n in (header.width, header.height, header.pad_bottom, header.pad_right, len(streams)):
-        body += _varint(n)
+        body += varint(n)
     for s in streams:
-        body += _varint(len(s))
+        body += varint(len(s))
     for s in streams:
         body += s
     body += struct.pack("<I", zlib.crc32(body))
@@ -121,7 +123,7 @@ def _declared_size(data: bytes) -> int | None:
     """The file size the header claims, or None if the header is unreadable or claims a size
     no honest file of its image size could have (then a length field is what is damaged)."""
     try:
-        reader = _Reader(data, _FIXED.size)
+        reader = VarintReader(data, _FIXED.size)
         width, height, pad_bottom, pad_right, count = (reader.varint() for _ in range(5))
         if count > _MAX_STREAMS:
             return None
@@ -139,6 +141,8 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     The CRC is checked before anything else is believed, so that a damaged byte reads as
     damage, not as (say) an unsupported version.
     """
+    if data[:4] == VIDEO_MAGIC:
+        raise FormatError("a .lic video, not an image (decode it with `lic decode` or lic.decompress_video)")
     if len(data) < 4 or data[:4] != MAGIC:
         raise FormatError("not a .lic file (wrong magic bytes)")
     if len(data) < _FIXED.size + 4:
@@ -152,15 +156,18 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     _, version, codec_id, quality, flags, model_hash, check = _FIXED.unpack_from(data)
     if version != VERSION:
         raise FormatError(f"format version {version} is not supported (this lic reads version {VERSION})")
-    reader = _Reader(data, _FIXED.size)
+    reader = VarintReader(data, _FIXED.size)
     width, height, pad_bottom, pad_right, count = (reader.varint() for _ in range(5))
     if count > _MAX_STREAMS:
         raise FormatError("the file header is corrupted (too many streams)")
     lengths = [reader.varint() for _ in range(count)]
     if reader.pos + sum(lengths) + 4 != len(data):
         raise FormatError("the file is corrupted (stream lengths do not match its size)")
-    if codec_id not in CODEC_NAMES:
+    found = registry.by_id(codec_id)
+    if found is None:
         raise FormatError(f"unknown codec id {codec_id} (a newer lic may read it)")
+    if found.media != "image":
+        raise FormatError(f"the file header is corrupted (codec id {codec_id} is a {found.media} codec)")
     if width == 0 or height == 0:
         raise FormatError("the file header is corrupted (empty image)")
     streams, pos = [], reader.pos

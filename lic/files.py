@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 from lic.errors import InputError
 
@@ -36,23 +38,33 @@ def check_outputs(inputs: list[Path], outputs: list[Path], force: bool) -> None:
 
 
 def give_default_permissions(path: "str | Path") -> None:
-    """Files made by mkstemp or safetensors are 0600; users expect what their umask gives."""
+    """Files made by mkstemp or safetensors are 0600 (folders by mkdtemp 0700); users expect what
+    their umask gives."""
     mask = os.umask(0)
     os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~mask)
 
 
-def atomic_write(path: Path, data: bytes, force: bool = False) -> None:
-    """Writes `data` to a temporary file beside `path`, then renames it into place."""
+@contextlib.contextmanager
+def atomic_output(path: Path, force: bool = False) -> Iterator[Path]:
+    """A temporary path beside `path` to write to (in any way, e.g. streaming or by a muxer);
+    renamed into place when the block ends without an exception, removed otherwise. Nothing
+    half-written is ever seen at `path`."""
     check_writable(path, force)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
         give_default_permissions(tmp)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path, data: bytes, force: bool = False) -> None:
+    """Writes `data` to a temporary file beside `path`, then renames it into place."""
+    with atomic_output(path, force) as tmp:
+        tmp.write_bytes(data)

@@ -104,7 +104,8 @@ def test_tiny_run_with_gan_exports_every_level_and_resumes(images, tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--model", "vq", "--N", "8"], "--model hyperprior only"),
+        (["--model", "vq", "--N", "8"], "--model hyperprior or video only"),
+        (["--intra-quality", "2"], "--model video only"),
         (["--codebook-size", "64"], "--model vq only"),
         (["--model", "vq", "--channels", "8,8"], "four resolutions"),
         (["--model", "vq", "--channels", "a,b"], "comma-separated"),

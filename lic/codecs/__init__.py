@@ -1,18 +1,13 @@
-"""The learned codecs: each turns a padded image tensor into entropy-coded streams."""
+"""The learned codecs: each turns a padded image tensor into entropy-coded streams.
+
+`registry.py` lists the families; each family's codec is a module of its own here.
+"""
 
 from __future__ import annotations
 
-from lic.errors import ModelError
+from lic.codecs.registry import family
 
 
-def codec_class(family: str):
-    """The codec class that runs model files of `family`."""
-    if family == "hyperprior":
-        from lic.codecs.hyperprior import HyperpriorCodec
-
-        return HyperpriorCodec
-    if family == "vq":
-        from lic.codecs.vq import VQCodec
-
-        return VQCodec
-    raise ModelError(f"no codec for model family '{family}' in this version of lic")
+def codec_class(name: str):
+    """The codec class that runs model files of family `name`."""
+    return family(name).codec_class()

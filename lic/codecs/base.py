@@ -17,8 +17,7 @@ class Encoded:
 
 
 class Codec(Protocol):
-    codec_id: ClassVar[int]
-    family: ClassVar[str]
+    family: ClassVar[str]  # its entry in `lic.codecs.registry`
     stride: int  # input sides must be multiples of this
 
     def for_quality(self, quality: int) -> "Codec":

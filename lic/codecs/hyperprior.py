@@ -185,7 +185,6 @@ def export(
 class HyperpriorCodec:
     """Runs an exported hyperprior: `encode` to streams, `decode` back to pixels."""
 
-    codec_id: ClassVar[int] = 1
     family: ClassVar[str] = "hyperprior"
     stride = 64
     tile = 32  # latents per tile side in g_a and g_s: 512x512 pixels, ~0.65 GB of float64 activations (N=128)
@@ -242,7 +241,16 @@ class HyperpriorCodec:
         return {"z": z_symbols, "y": y_symbols, "index": index, "means": means, "digest": digest}
 
     def encode(self, x: Tensor) -> Encoded:
+        return self._streams(self.analyse(x))
+
+    def encode_reconstruct(self, x: Tensor) -> tuple[Encoded, Tensor]:
+        """The streams and the 8-bit pixels a decoder will produce from them (closed-loop video
+        coding predicts from these, not from the source)."""
         a = self.analyse(x)
+        pixels = self.synthesise(a["y"] + a["means"])
+        return self._streams(a), pixels
+
+    def _streams(self, a: dict[str, Tensor]) -> Encoded:
         del a["means"]  # y is coded relative to them; not needed any more
         channels = torch.arange(a["z"].shape[1]).view(1, -1, 1, 1).expand_as(a["z"])
         z_stream = _range_coded(a.pop("z"), channels, self.z_tables)

@@ -79,7 +79,6 @@ def _load(module: torch.nn.Module, tensors: dict[str, Tensor], prefix: str) -> N
 class VQCodec:
     """Runs an exported VQ model at one level; `for_quality` selects another level."""
 
-    codec_id: ClassVar[int] = 2
     family: ClassVar[str] = "vq"
     stride = STRIDE
     tile = 64  # indices per tile side in the encoder and decoder: 1024x1024 pixels

@@ -9,6 +9,7 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import torch
@@ -41,6 +42,7 @@ class RunConfig:
     init: str | None = None  # weights (checkpoint.pt or weights.safetensors) to start from
     name: str
     command: str = field(default_factory=lambda: " ".join(sys.argv))
+    data_parallel: ClassVar[bool] = False  # whether `train` runs as one rank of a torchrun world
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":

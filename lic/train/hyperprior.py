@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from pytorch_msssim import ms_ssim
@@ -49,10 +50,28 @@ class HyperpriorTrainConfig(RunConfig):
     aux_lr: float = 1e-3
     val_every: int = 1000
     name: str = "hyperprior"
+    data_parallel: ClassVar[bool] = True
 
     def resolved_lambda(self) -> float:
         ladder = LAMBDAS_MSE if self.metric == "mse" else LAMBDAS_MSSSIM
         return self.lmbda if self.lmbda is not None else ladder[self.quality]
+
+    def model_config(self) -> dict:
+        """The config recorded in the exported model file."""
+        return {"name": self.name, "family": "hyperprior", "quality": self.quality, "N": self.N, "M": self.M,
+                "lambda": self.resolved_lambda(), "metric": self.metric}
+
+    def sampler(self, images: list[torch.Tensor], device: torch.device, seed: int, part: tuple[int, int]) -> CropSampler:
+        """The stream of training batches (float [0, 1]) this family learns from."""
+        return CropSampler(images, self.crop, self.batch, device, seed, part)
+
+    def calibration(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """Fixed inputs that set the integer h_s's activation ranges at every export."""
+        return calibration_batch(images)
+
+    def export_tensors(self, model: MeanScaleHyperprior, calibration: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The tensors of the exported model file (float16 transforms; `lic quantize` makes smaller ones)."""
+        return export(model, calibration)
 
 
 def rd_loss(out: dict, x: torch.Tensor, lmbda: float, metric: str) -> dict[str, torch.Tensor]:
@@ -67,14 +86,9 @@ def rd_loss(out: dict, x: torch.Tensor, lmbda: float, metric: str) -> dict[str, 
     return {"loss": lmbda * distortion + bpp, "bpp": bpp, "mse": mse}
 
 
-def _model_config(cfg: HyperpriorTrainConfig) -> dict:
-    return {"name": cfg.name, "family": "hyperprior", "quality": cfg.quality, "N": cfg.N, "M": cfg.M,
-            "lambda": cfg.resolved_lambda(), "metric": cfg.metric}
-
-
 def validate(model: MeanScaleHyperprior, calibration: torch.Tensor, images: list[Path], cfg: HyperpriorTrainConfig) -> dict:
     """Kodak-style validation through the real codec: bpp from .lic bytes, PSNR, MS-SSIM."""
-    codec = HyperpriorCodec(export(model, calibration), _model_config(cfg), torch.device("cpu"))
+    codec = HyperpriorCodec(export(model, calibration), cfg.model_config(), torch.device("cpu"))
     rows = []
     for path in images:
         source = load_image(path)
@@ -129,7 +143,7 @@ class Trainer:
         self.noise = GlobalBatchNoise(cfg.seed, world.part, world.device)
         self.noise.install(self.model)
         self.net = world.wrap(self.model)
-        self.sampler = CropSampler(images, cfg.crop, cfg.batch, world.device, cfg.seed + self.step, world.part)
+        self.sampler = cfg.sampler(images, world.device, cfg.seed + self.step, world.part)
         self.log = JsonLog(self.out / "log.jsonl")
         self.meter = Throughput()
         self.last: dict[str, float] = {}  # global-batch loss, bpp, psnr at the last logged step
@@ -182,7 +196,7 @@ class Trainer:
         from lic.models import save_model_file
 
         self.model.eval()
-        model_file = save_model_file(path, export(self.model, calibration), _model_config(self.cfg))
+        model_file = save_model_file(path, self.cfg.export_tensors(self.model, calibration), self.cfg.model_config())
         self.net.train()
         return model_file
 
@@ -192,7 +206,7 @@ def train(cfg: HyperpriorTrainConfig) -> dict:
     world = join(cfg.device)
     images = training_images(cfg, world.device)
     trainer = Trainer(cfg, world, images)
-    calibration = calibration_batch(images)
+    calibration = cfg.calibration(images)
     val_images = image_files(Path(cfg.val_dir))[: cfg.val_images] if cfg.val_dir and world.is_main else []
     budget = Budget(cfg.max_minutes, trainer.elapsed_before)
 
@@ -219,7 +233,7 @@ def train(cfg: HyperpriorTrainConfig) -> dict:
     bar.close()
     trainer.checkpoint(budget.elapsed)
     summary = {
-        "config": asdict(cfg), "model": _model_config(cfg), "steps_done": trainer.step,
+        "config": asdict(cfg), "model": cfg.model_config(), "steps_done": trainer.step,
         "images_seen": trainer.images_seen, "wall_seconds": round(budget.elapsed, 1),
         "hardware": hardware(world.device), "processes": world.size,
         "images_per_second": round(trainer.images_seen / max(budget.elapsed, 1e-9), 2),

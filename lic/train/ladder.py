@@ -35,7 +35,7 @@ from lic.files import atomic_write
 from lic.train.common import Budget, JsonLog, Throughput, hardware, save_weights
 from lic.train.data import training_images
 from lic.train.distributed import World, join, leave
-from lic.train.hyperprior import HyperpriorTrainConfig, Trainer, calibration_batch, export
+from lic.train.hyperprior import HyperpriorTrainConfig, Trainer, export
 
 UNPLANNED = 10**12  # step target before throughput is measured (no learning-rate drop yet)
 PROBE_SECONDS = 3.0  # measured before a phase's step count is fixed
@@ -67,7 +67,7 @@ class Ladder:
         self.manifest["config"] = asdict(cfg)
         self.budget = Budget(cfg.max_minutes, self.manifest["elapsed_s"])  # loading the data counts
         self.images = training_images(cfg, world.device)  # bad data fails before OUT is made
-        self.calibration = calibration_batch(self.images)
+        self.calibration = cfg.calibration(self.images)
         for folder in (self.state_dir, self.model_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self.log = JsonLog(self.out / "log.jsonl")

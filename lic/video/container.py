@@ -1,0 +1,173 @@
+"""The .lic video container: the image container (`lic.bitstream`) extended to a sequence.
+
+A clip is written and read one frame at a time, so neither side holds more than a frame.
+Layout, version 1 (integers little-endian; "varint" is unsigned LEB128):
+
+    offset size  field
+    header (fixed size, so that the frame count can be filled in after streaming):
+    0      4     magic b"\\x89LIV" (not the image magic: an image reader refuses a clip by name)
+    4      1     format version (1)
+    5      1     codec id (a video family's id in `lic.codecs.registry`: 3 video)
+    6      1     quality the encoder used
+    7      1     flags: bit 0 every frame is an I-frame (all-intra)
+    8      4     model hash: first 4 bytes of SHA-256 of the video model file
+    12     4     width   (of the source frames)
+    16     4     height
+    20     1     padding bottom (the coded frames are padded to the codec's stride)
+    21     1     padding right
+    22     4     frame rate numerator
+    26     4     frame rate denominator
+    30     4     frame count
+    34     2     GOP: an I-frame every this many frames (frame 0 is always one)
+    36     4     CRC-32 of bytes 0..35
+    then one record per frame:
+    0      1     frame type: 0 I (a random-access point: decodes without earlier frames), 1 P
+    1      4     entropy-parameter check of the frame (digest of what its decoder re-derives)
+    5      ...   varints: stream count S, then S stream lengths in bytes
+    ...          the S streams
+    end-4  4     CRC-32 of the record's bytes before it
+
+Every CRC is checked before the fields it covers are used. A clip that ends early, a damaged
+record and trailing bytes are all reported with the frame they concern.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import BinaryIO, Iterator
+
+from lic.bitstream import MAGIC as IMAGE_MAGIC, VIDEO_MAGIC as MAGIC, VarintReader, varint
+from lic.codecs import registry
+from lic.errors import FormatError
+
+VERSION = 1
+FLAG_INTRA_ONLY = 1
+FRAME_I, FRAME_P = 0, 1
+_HEADER = struct.Struct("<4sBBBB4sIIBBIIIH")
+HEADER_SIZE = _HEADER.size + 4
+_RECORD_FIXED = struct.Struct("<B4s")
+_MAX_STREAMS = 16
+MAX_SIDE = 1 << 16
+
+
+@dataclass
+class VideoHeader:
+    codec_id: int
+    quality: int
+    model_hash: bytes
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    gop: int
+    pad_bottom: int = 0
+    pad_right: int = 0
+    flags: int = 0
+
+    @property
+    def codec_name(self) -> str:
+        found = registry.by_id(self.codec_id)
+        return found.name if found else f"unknown({self.codec_id})"
+
+    @property
+    def intra_only(self) -> bool:
+        return bool(self.flags & FLAG_INTRA_ONLY)
+
+    def pack(self) -> bytes:
+        body = _HEADER.pack(MAGIC, VERSION, self.codec_id, self.quality, self.flags, self.model_hash,
+                            self.width, self.height, self.pad_bottom, self.pad_right,
+                            self.fps.numerator, self.fps.denominator, self.frames, self.gop)
+        return body + struct.pack("<I", zlib.crc32(body))
+
+
+@dataclass
+class FrameRecord:
+    kind: int  # FRAME_I or FRAME_P
+    check: bytes
+    streams: list[bytes]
+
+    def pack(self) -> bytes:
+        body = bytearray(_RECORD_FIXED.pack(self.kind, self.check))
+        body += varint(len(self.streams))
+        for s in self.streams:
+            body += varint(len(s))
+        for s in self.streams:
+            body += s
+        return bytes(body + struct.pack("<I", zlib.crc32(body)))
+
+
+def is_video(prefix: bytes) -> bool:
+    """Whether data starting with `prefix` claims to be a .lic video (magic only)."""
+    return prefix[:4] == MAGIC
+
+
+def read_header(data: bytes) -> VideoHeader:
+    """Parses and verifies the header at the start of `data` (at least `HEADER_SIZE` bytes)."""
+    if data[:4] == IMAGE_MAGIC:
+        raise FormatError("a .lic image, not a video (decode it with `lic decode` or lic.decompress)")
+    if data[:4] != MAGIC:
+        raise FormatError("not a .lic video (wrong magic bytes)")
+    if len(data) < HEADER_SIZE:
+        raise FormatError("the video is truncated (header ends early)")
+    (crc,) = struct.unpack_from("<I", data, _HEADER.size)
+    if zlib.crc32(data[: _HEADER.size]) != crc:
+        raise FormatError("the video header is corrupted (checksum mismatch)")
+    (_, version, codec_id, quality, flags, model_hash, width, height, pad_bottom, pad_right,
+     fps_num, fps_den, frames, gop) = _HEADER.unpack_from(data)
+    if version != VERSION:
+        raise FormatError(f"video format version {version} is not supported (this lic reads version {VERSION})")
+    found = registry.by_id(codec_id)
+    if found is None:
+        raise FormatError(f"unknown codec id {codec_id} (a newer lic may read it)")
+    if found.media != "video":
+        raise FormatError(f"the video header is corrupted (codec id {codec_id} is an {found.media} codec)")
+    if not (0 < width < MAX_SIDE and 0 < height < MAX_SIDE) or fps_num == 0 or fps_den == 0 or gop == 0:
+        raise FormatError("the video header is corrupted (impossible size, frame rate or GOP)")
+    return VideoHeader(codec_id, quality, model_hash, width, height, Fraction(fps_num, fps_den), frames, gop,
+                       pad_bottom, pad_right, flags)
+
+
+def read_records(stream: BinaryIO, header: VideoHeader, max_record: int) -> Iterator[FrameRecord]:
+    """The frame records after the header, one at a time, each CRC-checked before it is parsed.
+
+    max_record: the largest record an honest encoder could have written for this frame size
+    (a guard against a damaged length field asking for gigabytes)."""
+    for index in range(header.frames):
+        fixed = stream.read(_RECORD_FIXED.size + 1)
+        if len(fixed) < _RECORD_FIXED.size + 1:
+            raise FormatError(f"the video is truncated (frame {index} of {header.frames} is missing)")
+        count = fixed[-1]
+        if count & 0x80 or count > _MAX_STREAMS:
+            raise FormatError(f"frame {index} is corrupted (bad stream count)")
+        lengths_raw = bytearray()
+        while len(lengths_raw) < count * 10:
+            byte = stream.read(1)
+            if not byte:
+                raise FormatError(f"the video is truncated (in frame {index})")
+            lengths_raw += byte
+            if sum(1 for b in lengths_raw if not b & 0x80) == count:
+                break
+        reader = VarintReader(bytes(lengths_raw), 0)
+        lengths = [reader.varint() for _ in range(count)]
+        size = sum(lengths)
+        if size > max_record:
+            raise FormatError(f"frame {index} is corrupted (claims {size} bytes)")
+        payload = stream.read(size + 4)
+        if len(payload) < size + 4:
+            raise FormatError(f"the video is truncated (frame {index} of {header.frames} ends early)")
+        body = fixed + bytes(lengths_raw) + payload[:-4]
+        if zlib.crc32(body) != struct.unpack("<I", payload[-4:])[0]:
+            raise FormatError(f"frame {index} is corrupted (checksum mismatch)")
+        kind, check = _RECORD_FIXED.unpack_from(fixed)
+        if kind not in (FRAME_I, FRAME_P) or (index == 0 and kind != FRAME_I):
+            raise FormatError(f"frame {index} is corrupted (frame type {kind})")
+        streams, pos = [], 0
+        for n in lengths:
+            streams.append(payload[pos : pos + n])
+            pos += n
+        yield FrameRecord(kind, check, streams)
+    if stream.read(1):
+        raise FormatError(f"the video is corrupted (bytes after its {header.frames} frames)")
