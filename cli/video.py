@@ -68,8 +68,7 @@ def clip_info(path: Path) -> dict:
     sizes = {container.FRAME_I: [], container.FRAME_P: []}
     stream = io.BytesIO(data)
     stream.seek(container.HEADER_SIZE)
-    limit = 4 * (h.width + h.pad_right) * (h.height + h.pad_bottom) + 4096
-    for record in container.read_records(stream, h, limit):
+    for record in container.read_records(stream, h):
         sizes[record.kind].append(sum(map(len, record.streams)))
     if not h.frames:
         raise InputError(f"{path}: the clip has no frames")

@@ -54,7 +54,7 @@ def test_header_and_records_round_trip():
     data = header.pack() + b"".join(r.pack() for r in records)
     assert container.read_header(data) == header
     stream = io.BytesIO(data[container.HEADER_SIZE :])
-    assert list(container.read_records(stream, header, 10_000)) == records
+    assert list(container.read_records(stream, header)) == records
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -71,7 +71,14 @@ def test_damaged_clips_name_the_frame(damage, message):
     bad = damage(data)
     with pytest.raises(FormatError, match=message.replace("(", r"\(")):
         h = container.read_header(bad)
-        list(container.read_records(io.BytesIO(bad[container.HEADER_SIZE :]), h, 10_000))
+        list(container.read_records(io.BytesIO(bad[container.HEADER_SIZE :]), h))
+
+
+def test_a_record_longer_than_raw_rgba_is_refused_before_it_is_read():
+    header = VideoHeader(3, 1, b"\0" * 4, 64, 64, Fraction(25), 1, 32)
+    record = FrameRecord(FRAME_I, b"abcd", [b"z" * (4 * 64 * 64 + 4097)]).pack()
+    with pytest.raises(FormatError, match="frame 0 is corrupted \\(claims"):
+        list(container.read_records(io.BytesIO(record), header))
 
 
 def test_image_and_video_readers_refuse_each_other():
@@ -129,7 +136,7 @@ def test_a_changed_entropy_digest_is_a_clear_error(video_model, tmp_path):
     lic.compress_video(moving_clip(2), out, 1, model=str(video_model), fps=25)
     data = out.read_bytes()
     header = container.read_header(data)
-    records = list(container.read_records(io.BytesIO(data[container.HEADER_SIZE :]), header, 1 << 24))
+    records = list(container.read_records(io.BytesIO(data[container.HEADER_SIZE :]), header))
     records[1].check = bytes(b ^ 0xFF for b in records[1].check)
     forged = header.pack() + b"".join(r.pack() for r in records)
     with pytest.raises(LicError, match="digest mismatch"):

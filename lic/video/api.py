@@ -149,11 +149,10 @@ class DecodedVideo:
     def __iter__(self) -> Iterator[np.ndarray]:
         h = self.header
         height, width = h.height + h.pad_bottom, h.width + h.pad_right
-        limit = 4 * height * width + 4096  # no honest frame record is larger than raw RGBA
         reference = None
         with (io.BytesIO(self._source) if isinstance(self._source, bytes) else open(self._source, "rb")) as stream:
             stream.seek(container.HEADER_SIZE)
-            for record in container.read_records(stream, h, limit):
+            for record in container.read_records(stream, h):
                 try:
                     reference = self._codec.decode_frame(record, reference, height, width)
                 except (MemoryError, torch.cuda.OutOfMemoryError):

@@ -130,11 +130,13 @@ def read_header(data: bytes) -> VideoHeader:
                        pad_bottom, pad_right, flags)
 
 
-def read_records(stream: BinaryIO, header: VideoHeader, max_record: int) -> Iterator[FrameRecord]:
+def read_records(stream: BinaryIO, header: VideoHeader) -> Iterator[FrameRecord]:
     """The frame records after the header, one at a time, each CRC-checked before it is parsed.
 
-    max_record: the largest record an honest encoder could have written for this frame size
-    (a guard against a damaged length field asking for gigabytes)."""
+    A record longer than raw RGBA of the coded frame is refused before it is read: no honest
+    encoder writes one, and a damaged length field must not ask for gigabytes."""
+    coded_pixels = (header.width + header.pad_right) * (header.height + header.pad_bottom)
+    max_record = 4 * coded_pixels + 4096
     for index in range(header.frames):
         fixed = stream.read(_RECORD_FIXED.size + 1)
         if len(fixed) < _RECORD_FIXED.size + 1:
