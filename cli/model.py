@@ -140,10 +140,10 @@ def quantize(
     # Three disjoint crop sets of training photos (given 3 or more): GPTQ statistics (also
     # h_s's ranges), the measured RD change, the Hessian traces.
     fit = calibration_batch(images, count=8, side=256)
-    crops = calibration_batch(images[1:] or images, count=2, side=256)
+    crops = calibration_batch(images[1:] or images, count=8, side=256)
     typer.echo(f"collecting GPTQ input statistics on {fit.shape[0]} crops", err=True)
     moments = transform_moments(model, fit)
-    result = plan(model, config["lambda"], crops, calibration_batch(images[2:] or images, count=4, side=128), moments,
+    result = plan(model, config["lambda"], crops, calibration_batch(images[2:] or images, count=4, side=128), moments, fit,
                   budget, chosen, hessian_samples, fixed, log=lambda line: typer.echo(line, err=True))
     config["weight_bits"] = result.bits
     saved = save_model_file(output, export(model, fit, result.bits, moments), config)
@@ -163,10 +163,14 @@ def quantize(
 
 
 def _table(result) -> str:
-    rows = [f"{'layer':<7}{'params':>10}{'bits':>5}{'bytes':>11}  {'ΔRD@6':>9}{'ΔRD@4':>9}  {'HAWQ@6':>9}{'HAWQ@4':>9}"]
+    from lic.quantization.hyperprior import MENU
+
+    widths = MENU[1:]
+    rows = [f"{'layer':<7}{'params':>10}{'bits':>5}{'bytes':>11}  " + "".join(f"{f'ΔRD@{b}':>9}" for b in widths)
+            + f"  {'HAWQ@6':>9}{'HAWQ@4':>9}"]
     for layer, b in result.bits.items():
         m, h = result.measured.get(layer, {}), result.hawq.get(layer, {})
         cell = lambda d, k: f"{d[k]:>9.5f}" if k in d else f"{'-':>9}"  # noqa: E731
         rows.append(f"{layer:<7}{result.params[layer]:>10,}{b:>5}{result.bytes[layer]:>11,}  "
-                    f"{cell(m, 6)}{cell(m, 4)}  {cell(h, 6)}{cell(h, 4)}")
+                    + "".join(cell(m, w) for w in widths) + f"  {cell(h, 6)}{cell(h, 4)}")
     return "\n".join(rows)

@@ -32,8 +32,10 @@ def _reference_layer(layer: IntegerLayer, x: np.ndarray) -> np.ndarray:
                 acc += np.einsum("oc,chw->ohw", w[:, :, i, j], xp[:, i : i + s * oh : s, j : j + s * ow : s])
     acc += layer.bias.numpy()[:, None, None]
     out = np.empty_like(acc)
-    for o, sh in enumerate(layer.shift.tolist()):
-        out[o] = (acc[o] + (1 << (sh - 1))) >> sh if sh > 0 else acc[o] << -sh
+    multipliers = [1] * len(acc) if layer.multiplier is None else layer.multiplier.tolist()
+    for o, (sh, m) in enumerate(zip(layer.shift.tolist(), multipliers)):
+        scaled = acc[o] * m
+        out[o] = (scaled + (1 << (sh - 1))) >> sh if sh > 0 else scaled << -sh
     return out if layer.clip is None else np.clip(out, 0, layer.clip)
 
 
@@ -73,7 +75,7 @@ def test_result_does_not_depend_on_summation_order_or_threads(converted):
     perm = torch.randperm(8)
     first = integer.layers[0]
     permuted = IntegerNet(
-        [IntegerLayer(first.weight[perm], first.bias, first.shift, True, 2, 2, 1, first.clip)] + integer.layers[1:],
+        [IntegerLayer(first.weight[perm], first.bias, first.shift, True, 2, 2, 1, first.clip, multiplier=first.multiplier)] + integer.layers[1:],
         integer.input_bound,
     )(x[:, perm])
     assert torch.equal(base, single) and torch.equal(base, permuted)
@@ -89,6 +91,28 @@ def test_approximates_the_float_network(converted):
     assert rel < 0.02  # int8 weights, 10-bit activations: ~1 % worst case measured
 
 
+@pytest.mark.parametrize("bits", [8, 6, 4])
+def test_narrow_weights_use_their_whole_range(converted, bits):
+    """Per-channel multipliers: every channel's largest weight is the width's largest integer
+    (a power-of-two rescale alone left channels between half and all of the range)."""
+    net, _ = converted
+    calibration = torch.round(torch.randn(4, 8, 6, 7, generator=torch.Generator().manual_seed(2)) * 48) / 16
+    integer = quantize_network(net, calibration, 1 / 16, torch.full((10,), 1 / 1024), 2**12, weight_bits=bits)
+    for layer in integer.layers:
+        peak = layer.weight.abs().amax(dim=(0, 2, 3) if layer.transposed else (1, 2, 3))
+        assert torch.all(peak[peak > 0] == 2 ** (bits - 1) - 1)
+
+
+def test_four_bit_network_stays_close_to_the_float_one(converted):
+    net, _ = converted
+    calibration = torch.round(torch.randn(4, 8, 6, 7, generator=torch.Generator().manual_seed(2)) * 48) / 16
+    integer = quantize_network(net, calibration, 1 / 16, torch.full((10,), 1 / 1024), 2**12, weight_bits=4)
+    with torch.no_grad():
+        expected = net.double()(calibration.double())
+    rel = ((integer(calibration * 16) / 1024 - expected).norm() / expected.norm()).item()
+    assert rel < 0.15
+
+
 def test_overflowing_network_is_refused(converted):
     _, integer = converted
     with pytest.raises(ValueError, match="exact range"):
@@ -100,6 +124,19 @@ def test_serialisation_roundtrip(converted):
     restored = IntegerNet.from_tensors(integer.to_tensors("h"), "h")
     x = torch.randint(-100, 100, (1, 8, 4, 4)).double()
     assert torch.equal(restored(x), integer(x))
+
+
+def test_files_without_multipliers_compute_with_a_multiplier_of_one(converted):
+    """Model files from before per-channel multipliers: the power-of-two rescale only."""
+    _, integer = converted
+    tensors = {k: v for k, v in integer.to_tensors("h").items() if not k.endswith(".multiplier")}
+    restored = IntegerNet.from_tensors(tensors, "h")
+    assert all(layer.multiplier is None for layer in restored.layers)
+    x = torch.randint(-100, 100, (1, 8, 4, 4), dtype=torch.int64)
+    ref = x[0].numpy()
+    for layer in restored.layers:
+        ref = _reference_layer(layer, ref)
+    np.testing.assert_array_equal(restored(x.double())[0].numpy().astype(np.int64), ref)
 
 
 def test_dead_relu_channels_do_not_swamp_the_next_layer():

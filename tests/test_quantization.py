@@ -125,6 +125,28 @@ def test_measured_change_is_zero_for_an_unchanged_weight_and_matches_a_full_forw
     assert changes["g_s.2"][2] > abs(changes["g_s.2"][8])
 
 
+def test_h_s_is_measured_through_the_integer_network_the_file_holds():
+    from lic.codecs.hyperprior import export, integer_h_s
+
+    model, x = _tiny()
+    build = lambda widths: integer_h_s(model, x, widths)  # noqa: E731
+    changes = measured_rd_change(model, x, 0.01, ("h_s.4",), (2, 8), integer_h_s=build)
+    assert changes["h_s.4"][8] == 0.0 and abs(changes["h_s.4"][2]) > 1e-4  # (an untrained model may gain)
+    # the probe's integer h_s is the one the export writes
+    exported = export(model, x, {"h_s.4": 2})
+    assert torch.equal(exported["h_s.2.weight.q"], build({"h_s.4": 2}).to_tensors("h_s")["h_s.2.weight.q"])
+
+
+def test_quantized_files_store_gdn_in_float16_and_float16_exports_keep_float32():
+    from lic.codecs.hyperprior import export
+
+    model, x = _tiny()
+    gdn = [k for k in model.state_dict() if k.endswith(("beta", "gamma"))]
+    assert gdn
+    reference, quantized = export(model, x), export(model, x, {"g_s.2": 6})
+    assert all(reference[k].dtype == torch.float32 and quantized[k].dtype == torch.float16 for k in gdn)
+
+
 def test_hutchinson_trace_matches_the_exact_trace():
     model, x = _tiny(1)
     model.train()

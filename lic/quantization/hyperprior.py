@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import Tensor
 
-from lic.codecs.hyperprior import QUANTIZABLE_LAYERS, MeanScaleHyperprior, export
+from lic.codecs.hyperprior import QUANTIZABLE_LAYERS, MeanScaleHyperprior, export, integer_h_s
+from lic.entropy.integer_net import IntegerNet
 from lic.quantization.allocate import allocate_bits, monotone_costs
 from lic.quantization.gptq import input_moments, output_channel_dim
 from lic.quantization.sensitivity import (
@@ -21,7 +23,7 @@ from lic.quantization.sensitivity import (
 )
 
 #: Widths the allocation chooses from.
-MENU = (8, 6, 4)
+MENU = (8, 7, 6, 5, 4)
 
 
 def weight_bytes(model: MeanScaleHyperprior, layer: str, bits: int) -> int:
@@ -83,6 +85,7 @@ def plan(
     crops: Tensor,
     hessian_crops: Tensor,
     moments: dict[str, Tensor],
+    h_s_calibration: Tensor,
     budget_bytes: int | None = None,
     bits: dict[str, int] | None = None,
     hessian_samples: int = 8,
@@ -93,9 +96,12 @@ def plan(
     Layers in `fixed` keep the given widths and are neither measured nor allocated.
 
     crops: where the RD loss is measured; hessian_crops: where Hessian traces are estimated;
-    moments: GPTQ statistics (`transform_moments`), from crops other than `crops`.
+    moments: GPTQ statistics (`transform_moments`), from crops other than `crops`;
+    h_s_calibration: the images the export calibrates the integer h_s on (h_s layers are
+    measured through that integer network).
     """
     model = model.eval()
+    build_h_s = lambda widths: integer_h_s(model, h_s_calibration, widths)  # noqa: E731
     params = {l: model.get_submodule(l).weight.numel() for l in QUANTIZABLE_LAYERS}
     result = Plan(bits={}, params=params)
     if bits is None:
@@ -106,7 +112,7 @@ def plan(
         allocate_bits(dict.fromkeys(sizes, dict.fromkeys(MENU, 0.0)), sizes, weights_budget)  # fails fast
         log(f"measuring the RD-loss change of each layer at {', '.join(map(str, MENU[1:]))} bits "
             f"on {crops.shape[0]} crops of {crops.shape[-1]} px")
-        result.measured = measured_rd_change(model, crops, lmbda, free, MENU[1:], moments)
+        result.measured = measured_rd_change(model, crops, lmbda, free, MENU[1:], moments, build_h_s)
         for l in free:
             result.measured[l][8] = 0.0
         log(f"estimating Hessian traces (Hutchinson, {hessian_samples} samples)")
@@ -115,19 +121,23 @@ def plan(
         bits = {**allocate_bits(monotone_costs(result.measured), sizes, weights_budget), **fixed}
     result.bits = {l: bits.get(l, 8) for l in QUANTIZABLE_LAYERS}
     result.bytes = {l: weight_bytes(model, l, result.bits[l]) for l in QUANTIZABLE_LAYERS}
-    result.joint = joint_change(model, crops, lmbda, result.bits, moments)
+    result.joint = joint_change(model, crops, lmbda, result.bits, moments, build_h_s)
     return result
 
 
 @torch.no_grad()
 def joint_change(
     model: MeanScaleHyperprior, crops: Tensor, lmbda: float, bits: dict[str, int], moments: dict[str, Tensor],
+    build_h_s: Callable[[dict[str, int]], IntegerNet],
 ) -> dict[str, float]:
-    """Float model against all chosen widths at once, on the calibration crops."""
+    """Float model against all chosen widths at once (h_s as the integer network the file
+    will hold), on the calibration crops."""
     before = RDProbe(model, crops, lmbda).summary()
-    quantized = {l: quantized_copy(model.get_submodule(l), b, moments.get(l)) for l, b in bits.items()}
+    h_s = build_h_s(bits)  # calibrated with the float g_a and h_a, as the export does
+    transforms = {l: b for l, b in bits.items() if not l.startswith("h_s")}
+    quantized = {l: quantized_copy(model.get_submodule(l), b, moments.get(l)) for l, b in transforms.items()}
     with replaced_weights(model, quantized):
-        after = RDProbe(model, crops, lmbda).summary()
+        after = RDProbe(model, crops, lmbda).summary_with_h_s(h_s)
     return {"bpp_float": before["bpp"], "bpp_quantized": after["bpp"],
             "psnr_float": before["psnr"], "psnr_quantized": after["psnr"],
             "loss_float": before["loss"], "loss_quantized": after["loss"]}

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+from typing import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from lic.codecs.hyperprior import MeanScaleHyperprior
+from lic.codecs.hyperprior import Z_STEP, MeanScaleHyperprior, entropy_parameters_from, scale_table
+from lic.entropy.integer_net import IntegerNet
 from lic.quantization.gptq import quantize_layer
 
 #: The network each layer belongs to, in the order the forward pass meets them.
@@ -69,7 +71,7 @@ class RDProbe:
             self.cache = self._run("g_a", None)
         self.baseline = self._metrics(self.cache)["loss"]
 
-    def _run(self, stage: str, cache: _Cache | None) -> _Cache:
+    def _run(self, stage: str, cache: _Cache | None, h_s: IntegerNet | None = None) -> _Cache:
         m = self.model
         start = _STAGES.index(stage)
         y = m.g_a(self.x) if start == 0 else cache.y
@@ -79,13 +81,18 @@ class RDProbe:
         else:
             z_hat, z_bits = cache.z_hat, cache.z_bits
         if start <= 2:
-            scales, means = m.entropy_parameters(z_hat)
+            scales, means = m.entropy_parameters(z_hat) if h_s is None else self._integer_parameters(h_s, z_hat)
             _, y_lik = m.gaussian_conditional(y, scales, means)
             y_bits = -torch.log2(y_lik).sum()
             y_hat = torch.round(y - means) + means
         else:
             means, y_hat, y_bits = cache.means, cache.y_hat, cache.y_bits
         return _Cache(y, z_hat, z_bits, means, y_hat, y_bits)
+
+    def _integer_parameters(self, h_s: IntegerNet, z_hat: Tensor) -> tuple[Tensor, Tensor]:
+        """Scales and means as the codec derives them: table scales from integer indices."""
+        index, means = entropy_parameters_from(h_s(torch.round(z_hat.double() / Z_STEP)), self.model.M)
+        return scale_table()[index.long()].to(z_hat.dtype), means.to(z_hat.dtype)
 
     def _metrics(self, cache: _Cache) -> dict[str, float]:
         with torch.no_grad():
@@ -102,20 +109,32 @@ class RDProbe:
         with replaced_weights(self.model, {layer: weight}):
             return self._metrics(self._run(layer.split(".")[0], self.cache))["loss"]
 
+    @torch.no_grad()
+    def summary_with_h_s(self, h_s: IntegerNet) -> dict[str, float]:
+        """bpp, PSNR and loss with entropy parameters from this integer h_s (as the codec runs)."""
+        return self._metrics(self._run("h_s", self.cache, h_s))
+
 
 def measured_rd_change(
     model: MeanScaleHyperprior, x: Tensor, lmbda: float, layers: tuple[str, ...], bits: tuple[int, ...],
-    moments: dict[str, Tensor] | None = None,
+    moments: dict[str, Tensor] | None = None, integer_h_s: Callable[[dict[str, int]], IntegerNet] | None = None,
 ) -> dict[str, dict[int, float]]:
     """RD-loss change (bits per pixel units, as the loss) of quantizing one layer at a time
-    with the quantizer the export uses (`moments`: GPTQ's input statistics per layer)."""
+    with the quantizer the export uses (`moments`: GPTQ's input statistics per layer).
+
+    h_s layers, when `integer_h_s` (widths -> the exported integer h_s) is given, are measured
+    through the integer network the codec runs, against that network at 8 bits: its rounding
+    of activations and table indices is where narrow h_s weights cost rate."""
     moments = moments or {}
     probe = RDProbe(model, x, lmbda)
-    return {
-        layer: {b: probe.loss_with(layer, quantized_copy(model.get_submodule(layer), b, moments.get(layer)))
-                - probe.baseline for b in bits}
-        for layer in layers
-    }
+    h_s_baseline = probe.summary_with_h_s(integer_h_s({}))["loss"] if integer_h_s is not None else 0.0
+
+    def change(layer: str, b: int) -> float:
+        if integer_h_s is not None and layer.startswith("h_s"):
+            return probe.summary_with_h_s(integer_h_s({layer: b}))["loss"] - h_s_baseline
+        return probe.loss_with(layer, quantized_copy(model.get_submodule(layer), b, moments.get(layer))) - probe.baseline
+
+    return {layer: {b: change(layer, b) for b in bits} for layer in layers}
 
 
 def hessian_traces(
