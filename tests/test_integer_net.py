@@ -103,6 +103,16 @@ def test_narrow_weights_use_their_whole_range(converted, bits):
         assert torch.all(peak[peak > 0] == 2 ** (bits - 1) - 1)
 
 
+def test_converting_leaves_the_float_network_as_it_was():
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.ConvTranspose2d(8, 12, 5, stride=2, padding=2, output_padding=1), nn.ReLU(),
+                        nn.Conv2d(12, 10, 3, padding=1))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    quantize_network(net, torch.randn(2, 8, 4, 4), 1 / 16, torch.full((10,), 1 / 1024), 2**12)
+    after = net.state_dict()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+
+
 def test_four_bit_network_stays_close_to_the_float_one(converted):
     net, _ = converted
     calibration = torch.round(torch.randn(4, 8, 6, 7, generator=torch.Generator().manual_seed(2)) * 48) / 16

@@ -126,10 +126,10 @@ def test_measured_change_is_zero_for_an_unchanged_weight_and_matches_a_full_forw
 
 
 def test_h_s_is_measured_through_the_integer_network_the_file_holds():
-    from lic.codecs.hyperprior import export, integer_h_s
+    from lic.codecs.hyperprior import calibration_z_hat, export, integer_h_s
 
     model, x = _tiny()
-    build = lambda widths: integer_h_s(model, x, widths)  # noqa: E731
+    build = lambda widths: integer_h_s(model, calibration_z_hat(model, x), widths)  # noqa: E731
     changes = measured_rd_change(model, x, 0.01, ("h_s.4",), (2, 8), integer_h_s=build)
     assert changes["h_s.4"][8] == 0.0 and abs(changes["h_s.4"][2]) > 1e-4  # (an untrained model may gain)
     # the probe's integer h_s is the one the export writes

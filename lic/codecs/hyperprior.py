@@ -169,7 +169,7 @@ def export(
     gc = model.gaussian_conditional
     gc.update_scale_table(scale_table().float(), force=True)
 
-    h_s = integer_h_s(model, calibration, weight_bits or {})
+    h_s = integer_h_s(model, calibration_z_hat(model, calibration), weight_bits or {})
     tensors = _transform_weights(model, weight_bits, moments or {})
     tensors.update(h_s.to_tensors("h_s"))
     tensors.update(CdfTables.from_compressai(eb).to_tensors("z_tables"))
@@ -179,16 +179,20 @@ def export(
 
 
 @torch.no_grad()
-def integer_h_s(model: MeanScaleHyperprior, calibration: Tensor, weight_bits: Mapping[str, int]) -> IntegerNet:
-    """h_s as the exact integer network (h_s layers not in `weight_bits` at 8 bits), its
-    hidden ranges calibrated on the z_hat of `calibration` images [B, 3, H, W] in [0, 1]."""
+def calibration_z_hat(model: MeanScaleHyperprior, calibration: Tensor) -> Tensor:
+    """The z_hat (on the medians' Z_STEP grid, as the codec rounds it) of `calibration` images
+    [B, 3, H, W] in [0, 1]: what the integer h_s's hidden ranges are calibrated on."""
     medians = (torch.round(model.entropy_bottleneck.quantiles[:, 0, 1] / Z_STEP) * Z_STEP).view(1, -1, 1, 1)
     z = model.h_a(model.g_a(calibration.float()))
-    z_hat = torch.round(z - medians) + medians
+    return torch.round(z - medians) + medians
+
+
+def integer_h_s(model: MeanScaleHyperprior, z_hat: Tensor, weight_bits: Mapping[str, int]) -> IntegerNet:
+    """h_s as the exact integer network (h_s layers not in `weight_bits` at 8 bits), calibrated
+    on `z_hat` (`calibration_z_hat`)."""
     out_step = torch.cat([torch.ones(model.M), torch.full((model.M,), MEAN_STEP)]).double()
     bits = [weight_bits.get(name, 8) for name in _H_S_LAYERS]
-    h_s = copy.deepcopy(model.h_s)  # converting casts its layers to float64 in place
-    return quantize_network(h_s, z_hat, Z_STEP, out_step, Z_INPUT_BOUND, weight_bits=bits)
+    return quantize_network(model.h_s, z_hat, Z_STEP, out_step, Z_INPUT_BOUND, weight_bits=bits)
 
 
 def entropy_parameters_from(out: Tensor, M: int) -> tuple[Tensor, Tensor]:

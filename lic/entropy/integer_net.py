@@ -29,6 +29,7 @@ at that width and widened back to int8 at load, so the arithmetic above does not
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -201,7 +202,7 @@ def quantize_network(
     in_live = torch.ones_like(in_step, dtype=torch.bool)
     for idx, ((conv, relu), bits) in enumerate(zip(convs, bits_per_layer)):
         wmax = 2 ** (bits - 1) - 1
-        conv = conv.to(torch.float64)
+        conv = copy.deepcopy(conv).to(torch.float64)  # `net` itself is left as it is
         y_float = conv(x_float)
         if idx == len(convs) - 1:
             out_step = output_step.to(torch.float64)

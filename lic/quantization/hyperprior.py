@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from lic.codecs.hyperprior import QUANTIZABLE_LAYERS, MeanScaleHyperprior, export, integer_h_s
+from lic.codecs.hyperprior import QUANTIZABLE_LAYERS, MeanScaleHyperprior, calibration_z_hat, export, integer_h_s
 from lic.entropy.integer_net import IntegerNet
 from lic.quantization.allocate import allocate_bits, monotone_costs
 from lic.quantization.gptq import input_moments, output_channel_dim
@@ -101,7 +101,8 @@ def plan(
     measured through that integer network).
     """
     model = model.eval()
-    build_h_s = lambda widths: integer_h_s(model, h_s_calibration, widths)  # noqa: E731
+    z_hat = calibration_z_hat(model, h_s_calibration)  # once: every h_s width measured is calibrated on it
+    build_h_s = lambda widths: integer_h_s(model, z_hat, widths)  # noqa: E731
     params = {l: model.get_submodule(l).weight.numel() for l in QUANTIZABLE_LAYERS}
     result = Plan(bits={}, params=params)
     if bits is None:
@@ -133,7 +134,7 @@ def joint_change(
     """Float model against all chosen widths at once (h_s as the integer network the file
     will hold), on the calibration crops."""
     before = RDProbe(model, crops, lmbda).summary()
-    h_s = build_h_s(bits)  # calibrated with the float g_a and h_a, as the export does
+    h_s = build_h_s(bits)  # before the swap: calibrated with the float g_a and h_a, as the export does
     transforms = {l: b for l, b in bits.items() if not l.startswith("h_s")}
     quantized = {l: quantized_copy(model.get_submodule(l), b, moments.get(l)) for l, b in transforms.items()}
     with replaced_weights(model, quantized):

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
