@@ -16,10 +16,29 @@ import warnings
 # the warning says nothing about lic and would be printed on every command.
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
 
-from lic.api import compress, decompress, read_header
 from lic.errors import LicError
-from lic.video.api import compress_video, decompress_video, read_video_header
 
 __version__ = "0.1.0"
 __all__ = ["LicError", "__version__", "compress", "compress_video", "decompress", "decompress_video",
            "read_header", "read_video_header"]
+
+#: Where each API function lives. They are imported on first use (PEP 562), so that `import
+#: lic` -- and with it every `lic` command, `lic --help` included -- does not load torch and
+#: the networks until a command codes something.
+_API = {"compress": "lic.api", "decompress": "lic.api", "read_header": "lic.api",
+        "compress_video": "lic.video.api", "decompress_video": "lic.video.api",
+        "read_video_header": "lic.video.api"}
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lic' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

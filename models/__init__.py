@@ -12,13 +12,15 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
 from lic.errors import ModelError
 from lic.files import give_default_permissions
+
+if TYPE_CHECKING:
+    import torch
 
 ZOO_DIR = Path(__file__).resolve().parent
 
@@ -42,7 +44,7 @@ class ModelFile:
 def read_model_file(path: "str | Path") -> ModelFile:
     path = Path(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:  # metadata only: `lic models` needs no torch
             meta = f.metadata() or {}
         config = json.loads(meta["lic"])
         name, family, quality = config["name"], config["family"], int(config["quality"])
@@ -55,6 +57,8 @@ def read_model_file(path: "str | Path") -> ModelFile:
 
 
 def save_model_file(path: "str | Path", tensors: dict[str, torch.Tensor], config: dict) -> ModelFile:
+    from safetensors.torch import save_file
+
     for key in ("name", "family", "quality"):
         if key not in config:
             raise ValueError(f"model config needs '{key}'")
@@ -102,6 +106,9 @@ def load_codec(path: Path, device: str, quality: int | None = None):
 @lru_cache(maxsize=8)
 def _load_codec(path: Path, device: str):
     """Cached: loading costs more than coding a small image."""
+    import torch
+    from safetensors.torch import load_file
+
     from lic.codecs import codec_class
 
     model = read_model_file(path)

@@ -68,3 +68,37 @@ def test_resource_errors_are_not_called_corruption(monkeypatch):
     monkeypatch.setattr(HyperpriorCodec, "decode", bug)
     with pytest.raises(RuntimeError, match="a bug"):
         lic.decompress(data)
+
+
+def _with_streams(data: bytes, change) -> bytes:
+    """`data` re-packed (CRC recomputed) with its streams replaced by `change(streams)`."""
+    from lic import bitstream
+
+    header, streams = bitstream.unpack(data)
+    return bitstream.pack(header, change(list(streams)))
+
+
+@pytest.mark.parametrize("stream, change, message", [
+    (1, lambda s: b"", "y stream is empty"),
+    (0, lambda s: b"", "z stream is empty"),
+    (1, lambda s: s + bytes(64), "y stream is corrupted \\(data after its last symbol"),
+    (0, lambda s: s + bytes(64), "z stream is corrupted \\(data after its last symbol"),
+])
+def test_an_emptied_or_extended_hyperprior_stream_is_refused(stream, change, message):
+    """The range decoder reads zeros past its data and ignores words after its last symbol:
+    without the consumed-exactly rule these decoded, silently, to other pixels."""
+    data = lic.compress(_crop(), quality=3)
+    crafted = _with_streams(data, lambda s: [*s[:stream], change(s[stream]), *s[stream + 1:]])
+    with pytest.raises(FormatError, match=message):
+        lic.decompress(crafted)
+
+
+def test_an_extended_vq_index_stream_is_refused():
+    from lic import bitstream
+    from lic.codecs.vq import CONTEXT_CODED
+
+    data = lic.compress(_crop(), quality=6, model="vq")
+    assert bitstream.unpack(data)[1][0][0] == CONTEXT_CODED  # range coded, not fixed length
+    crafted = _with_streams(data, lambda s: [s[0] + bytes(64)])
+    with pytest.raises(FormatError, match="index stream is corrupted \\(data after its last symbol"):
+        lic.decompress(crafted)

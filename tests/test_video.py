@@ -49,8 +49,8 @@ def video_model(tmp_path_factory) -> Path:
 
 def test_header_and_records_round_trip():
     header = VideoHeader(3, 2, b"\x01\x02\x03\x04", 416, 240, Fraction(30000, 1001), 3, 32, 16, 32, 0)
-    records = [FrameRecord(FRAME_I, b"abcd", [b"x" * 10, b""]), FrameRecord(FRAME_P, b"efgh", [b"1", b"22", b"333"]),
-               FrameRecord(FRAME_P, b"ijkl", [b"y" * 300])]
+    records = [FrameRecord(FRAME_I, b"abcd", [b"x" * 10, b""]), FrameRecord(FRAME_P, b"efgh", [b"1", b"22", b"333"], 1),
+               FrameRecord(FRAME_P, b"ijkl", [b"y" * 300], 2)]
     data = header.pack() + b"".join(r.pack() for r in records)
     assert container.read_header(data) == header
     stream = io.BytesIO(data[container.HEADER_SIZE :])
@@ -66,7 +66,7 @@ def test_header_and_records_round_trip():
 ])
 def test_damaged_clips_name_the_frame(damage, message):
     header = VideoHeader(3, 1, b"\0" * 4, 64, 64, Fraction(25), 3, 32)
-    data = header.pack() + b"".join(FrameRecord(FRAME_I if i == 0 else FRAME_P, b"abcd", [b"z" * 20]).pack()
+    data = header.pack() + b"".join(FrameRecord(FRAME_I if i == 0 else FRAME_P, b"abcd", [b"z" * 20], i).pack()
                                     for i in range(3))
     bad = damage(data)
     with pytest.raises(FormatError, match=message.replace("(", r"\(")):

@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from lic.codecs.base import Encoded, to_input, to_pixels
 from lic.codecs.tiling import run_tiled
 from lic.entropy import CdfTables, decode_symbols, encode_symbols
+from lic.entropy.coder import check_consumed, stream_decoder
 from lic.entropy.integer_net import IntegerNet, quantize_network
 from lic.errors import DeterminismError, FormatError, ModelError
 from lic.quantization.gptq import quantize_layer
@@ -280,7 +281,7 @@ class HyperpriorCodec:
             raise FormatError("hyperprior payload must hold two streams of 32-bit words")
         z_shape = (1, len(self.z_tables), height // 64, width // 64)
         channels = np.broadcast_to(np.arange(z_shape[1]).reshape(1, -1, 1, 1), z_shape)
-        z = decode_symbols(_decoder(encoded.streams[0]), channels, self.z_tables)
+        z = _decode_stream(encoded.streams[0], channels, self.z_tables, "z stream")
         z_symbols = torch.from_numpy(z).to(torch.float64)
         index, means, digest = self._entropy_parameters(z_symbols)
         if digest != encoded.check:
@@ -288,7 +289,7 @@ class HyperpriorCodec:
                 "this machine derived different entropy parameters than the encoder "
                 "(hyper-decoder digest mismatch); the file is damaged or cannot be decoded here"
             )
-        y = decode_symbols(_decoder(encoded.streams[1]), index.numpy(), self.y_tables)
+        y = _decode_stream(encoded.streams[1], index.numpy(), self.y_tables, "y stream")
         return {"z": z_symbols, "y": torch.from_numpy(y).to(torch.float64), "index": index, "means": means}
 
     @torch.no_grad()
@@ -311,5 +312,9 @@ def _range_coded(values: Tensor, table_ids: Tensor, tables: CdfTables) -> bytes:
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
-def _decoder(stream: bytes) -> "constriction.stream.queue.RangeDecoder":
-    return constriction.stream.queue.RangeDecoder(np.frombuffer(stream, dtype="<u4").astype(np.uint32))
+def _decode_stream(stream: bytes, table_ids: np.ndarray, tables: CdfTables, what: str) -> np.ndarray:
+    """The values of one stream, which must hold exactly them (`check_consumed`)."""
+    decoder = stream_decoder(stream, what)
+    values = decode_symbols(decoder, table_ids, tables)
+    check_consumed(decoder, stream, values.size, what)
+    return values

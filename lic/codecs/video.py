@@ -19,12 +19,17 @@ Why it decodes identically everywhere (closed loop, nothing drifts):
   come from its integer hyper-decoder, whose digest is each frame record's check. No entropy
   parameter is ever computed from a reference frame.
 
+A P-frame's check (clip format 2) is the residual's digest XOR a digest of its block map and
+motion stream, so that a block map changed under a recomputed CRC (any bit string is a valid
+map) fails the check instead of decoding silently to other pixels.
+
 A video model file holds the residual hyperprior (the same tensors as an image hyperprior
 file) and names, by hash, the image model and quality its I-frames use.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import ClassVar
 
 import numpy as np
@@ -98,7 +103,8 @@ class VideoCodec:
         corrected = add_residual(prediction, to_frame(residual))
         keep = _block_sse(frame, prediction, MAP_BLOCK) <= _block_sse(frame, corrected, MAP_BLOCK)
         streams = [encode_motion(vectors, self.residual.y_tables), np.packbits(keep).tobytes(), *encoded.streams]
-        return FrameRecord(FRAME_P, encoded.check, streams), _choose(keep, prediction, corrected, MAP_BLOCK)
+        check = _bind(encoded.check, streams[0], streams[1])
+        return FrameRecord(FRAME_P, check, streams), _choose(keep, prediction, corrected, MAP_BLOCK)
 
     def decode_frame(self, record: FrameRecord, reference: np.ndarray | None, height: int, width: int) -> np.ndarray:
         """The decoded frame (uint8, padded size) of `record`; P-frames need the previous one."""
@@ -112,8 +118,15 @@ class VideoCodec:
         vectors = decode_motion(record.streams[0], height // self.block, width // self.block, self.residual.y_tables)
         keep = np.unpackbits(np.frombuffer(record.streams[1], np.uint8))[: blocks[0] * blocks[1]].reshape(blocks)
         prediction = predict(reference, vectors, self.block)
-        residual = self.residual.decode(Encoded(record.streams[2:], record.check), height, width)
+        check = record.check if record.version < 2 else _bind(record.check, record.streams[0], record.streams[1])
+        residual = self.residual.decode(Encoded(record.streams[2:], check), height, width)
         return _choose(keep.astype(bool), prediction, add_residual(prediction, to_frame(residual)), MAP_BLOCK)
+
+
+def _bind(check: bytes, motion: bytes, block_map: bytes) -> bytes:
+    """`check` XOR a 4-byte digest of the side streams; its own inverse (binds and unbinds)."""
+    side = hashlib.blake2b(block_map + motion, digest_size=len(check)).digest()
+    return bytes(a ^ b for a, b in zip(check, side))
 
 
 def _block_sse(frame: np.ndarray, approximation: np.ndarray, block: int) -> np.ndarray:

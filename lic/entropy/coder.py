@@ -67,6 +67,28 @@ def encode_symbols(
     _encode_gamma(encoder, np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
 
 
+def stream_decoder(stream: bytes, what: str) -> constriction.stream.queue.RangeDecoder:
+    """A range decoder over `stream`, which must be whole little-endian 32-bit words."""
+    if len(stream) % 4:
+        raise FormatError(f"the {what} is not a whole number of 32-bit words")
+    return constriction.stream.queue.RangeDecoder(np.frombuffer(stream, dtype="<u4").astype(np.uint32))
+
+
+def check_consumed(decoder: constriction.stream.queue.RangeDecoder, stream: bytes, symbols: int, what: str) -> None:
+    """A `FormatError` unless decoding `symbols` symbols used `stream` exactly to its end.
+
+    The range decoder reads zeros past the end of its data and ignores words after the last
+    symbol, so an emptied stream or one with words appended would otherwise decode, silently,
+    to other values. constriction's encoder writes at least one word once it holds a symbol
+    and no word after the last one, so after the last symbol a valid stream is always
+    `maybe_exhausted()`; words left over are not (they may go unseen only when they are few
+    and happen to look like the end of the data)."""
+    if symbols and not stream:
+        raise FormatError(f"the {what} is empty")
+    if not decoder.maybe_exhausted():
+        raise FormatError(f"the {what} is corrupted (data after its last symbol)")
+
+
 def checked_decode(decoder: constriction.stream.queue.RangeDecoder, *args) -> np.ndarray:
     """`decoder.decode(*args)`, with constriction's verdict on impossible data as a `FormatError`.
 

@@ -32,7 +32,7 @@ import constriction
 import numpy as np
 import torch
 
-from lic.entropy.coder import checked_decode, decode_symbols, encode_symbols
+from lic.entropy.coder import check_consumed, checked_decode, decode_symbols, encode_symbols, stream_decoder
 from lic.entropy.tables import CdfTables
 from lic.errors import FormatError
 
@@ -153,9 +153,7 @@ class IndexContextModel:
 
     def decode(self, stream: bytes, height: int, width: int) -> tuple[np.ndarray, bytes]:
         """Inverse of `encode`: the index map and the digest this machine derived."""
-        if len(stream) % 4:
-            raise FormatError("the index stream is not a whole number of 32-bit words")
-        decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(stream, dtype="<u4").astype(np.uint32))
+        decoder = stream_decoder(stream, "index stream")
         masks = pass_masks(height, width)
         indices = np.full((height, width), -1, dtype=np.int64)
         anchors = decode_symbols(decoder, np.zeros(int(masks[0].sum()), np.int64), self.static)
@@ -167,6 +165,7 @@ class IndexContextModel:
         for pass_id in (1, 2):
             for chunk, freq in self._chunks(indices, pass_id, masks[pass_id], digest):
                 indices[chunk[:, 0], chunk[:, 1]] = checked_decode(decoder, family, freq)
+        check_consumed(decoder, stream, indices.size, "index stream")
         return indices, digest.digest()
 
     def to_tensors(self, prefix: str) -> dict[str, torch.Tensor]:

@@ -27,7 +27,7 @@ from lic.api import check_pixels
 from lic.codecs import registry
 from lic.codecs.base import to_device
 from lic.codecs.video import VideoCodec
-from lic.errors import FormatError, InputError, ModelError, ResourceError
+from lic.errors import DeterminismError, FormatError, InputError, ModelError, ResourceError
 from lic.files import atomic_output
 from lic.video import container
 from lic.video.container import FLAG_INTRA_ONLY, VideoHeader
@@ -50,8 +50,8 @@ def _source_frames(source, fps: "float | Fraction | None") -> _Frames:
 
         source = open_video(Path(source), fps=fps)
     if hasattr(source, "fps"):
-        return _Frames(source, Fraction(source.fps).limit_denominator(1001 * 1000), source.frames)
-    return _Frames(source, Fraction(fps or 25).limit_denominator(1001 * 1000), None)
+        return _Frames(source, container.frame_rate(source.fps), source.frames)
+    return _Frames(source, container.frame_rate(25 if fps is None else fps), None)
 
 
 def _pad(frame: np.ndarray, pad_bottom: int, pad_right: int) -> np.ndarray:
@@ -117,6 +117,7 @@ def compress_video(
             intra = intra_only or index % gop == 0
             record, reference = codec.encode_frame(_pad(frame, header.pad_bottom, header.pad_right),
                                                    None if intra else reference, (header.height, header.width))
+            record.index = index
             packed = record.pack()
             out.write(packed)
             coded_bytes += len(packed)
@@ -157,6 +158,8 @@ class DecodedVideo:
                     reference = self._codec.decode_frame(record, reference, height, width)
                 except (MemoryError, torch.cuda.OutOfMemoryError):
                     raise ResourceError(f"out of memory decoding a {h.width}x{h.height} frame") from None
+                except (FormatError, DeterminismError) as e:
+                    raise type(e)(f"frame {record.index}: {e}") from None
                 yield reference[: h.height, : h.width]
 
 
@@ -178,7 +181,7 @@ def decompress_video(
 ) -> DecodedVideo:
     """The decoded clip: `.header` (size, fps, frames, GOP) and its frames, streamed on iteration."""
     header = read_video_header(source)
-    check_pixels(header.width + header.pad_right, header.height + header.pad_bottom, max_pixels)
+    check_pixels(header.width, header.height, max_pixels)  # padding is checked against the stride below
     model_file = _video_model(header, model)
     codec: VideoCodec = models.load_codec(model_file.path, str(to_device(device)), header.quality)
     if not isinstance(codec, VideoCodec):

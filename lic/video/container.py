@@ -1,12 +1,12 @@
 """The .lic video container: the image container (`lic.bitstream`) extended to a sequence.
 
 A clip is written and read one frame at a time, so neither side holds more than a frame.
-Layout, version 1 (integers little-endian; "varint" is unsigned LEB128):
+Layout, version 2 (integers little-endian; "varint" is unsigned LEB128):
 
     offset size  field
     header (fixed size, so that the frame count can be filled in after streaming):
     0      4     magic b"\\x89LIV" (not the image magic: an image reader refuses a clip by name)
-    4      1     format version (1)
+    4      1     format version (2; version 1 is still read, see below)
     5      1     codec id (a video family's id in `lic.codecs.registry`: 3 video)
     6      1     quality the encoder used
     7      1     flags: bit 0 every frame is an I-frame (all-intra)
@@ -15,20 +15,26 @@ Layout, version 1 (integers little-endian; "varint" is unsigned LEB128):
     16     4     height
     20     1     padding bottom (the coded frames are padded to the codec's stride)
     21     1     padding right
-    22     4     frame rate numerator
-    26     4     frame rate denominator
+    22     4     frame rate numerator   (1 .. 2^31-1: what FFmpeg's muxers take, `MAX_RATE_TERM`)
+    26     4     frame rate denominator (1 .. 2^31-1)
     30     4     frame count
     34     2     GOP: an I-frame every this many frames (frame 0 is always one)
     36     4     CRC-32 of bytes 0..35
     then one record per frame:
     0      1     frame type: 0 I (a random-access point: decodes without earlier frames), 1 P
-    1      4     entropy-parameter check of the frame (digest of what its decoder re-derives)
-    5      ...   varints: stream count S, then S stream lengths in bytes
+    1      4     frame index, 0 for the first record (under the CRC: swapped or repeated records
+                 are caught by the reader, not decoded into the wrong place)
+    5      4     entropy-parameter check of the frame (digest of what its decoder re-derives;
+                 `lic.codecs.video` also binds a P-frame's motion and block map to it)
+    9      ...   varints: stream count S, then S stream lengths in bytes
     ...          the S streams
     end-4  4     CRC-32 of the record's bytes before it
 
+Version 1 (written by lic before the frame index) has the same header and records without
+the frame index; it is still read (its P-frame checks cover the residual alone).
+
 Every CRC is checked before the fields it covers are used. A clip that ends early, a damaged
-record and trailing bytes are all reported with the frame they concern.
+record, records out of order and trailing bytes are all reported with the frame they concern.
 """
 
 from __future__ import annotations
@@ -41,16 +47,37 @@ from typing import BinaryIO, Iterator
 
 from lic.bitstream import MAGIC as IMAGE_MAGIC, VIDEO_MAGIC as MAGIC, VarintReader, varint
 from lic.codecs import registry
-from lic.errors import FormatError
+from lic.errors import FormatError, InputError
 
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 FLAG_INTRA_ONLY = 1
 FRAME_I, FRAME_P = 0, 1
 _HEADER = struct.Struct("<4sBBBB4sIIBBIIIH")
 HEADER_SIZE = _HEADER.size + 4
-_RECORD_FIXED = struct.Struct("<B4s")
+_RECORD_FIXED = {1: struct.Struct("<B4s"), 2: struct.Struct("<BI4s")}
 _MAX_STREAMS = 16
 MAX_SIDE = 1 << 16
+#: The largest numerator or denominator of a frame rate: FFmpeg's muxers take the rate as a
+#: C int fraction, so a clip with a larger one could be coded but not decoded to a video file.
+MAX_RATE_TERM = (1 << 31) - 1
+
+
+def frame_rate(fps: "float | int | Fraction") -> Fraction:
+    """`fps` as the fraction a clip stores (denominators up to 10^6: 30000/1001 stays exact).
+
+    An `InputError` unless it is finite, positive and within `MAX_RATE_TERM`: checked where a
+    rate enters (an option, a source clip, bare frames), before the first frame is coded."""
+    try:
+        rate = Fraction(fps).limit_denominator(1_000_000)
+    except (ValueError, OverflowError, TypeError):
+        raise InputError(f"the frame rate must be a finite positive number (got {fps})") from None
+    if rate <= 0:
+        raise InputError(f"the frame rate must be positive (got {fps})")
+    if max(rate.numerator, rate.denominator) > MAX_RATE_TERM:
+        raise InputError(f"the frame rate {fps} is out of range (lic takes rates from 1/{MAX_RATE_TERM} "
+                         f"to {MAX_RATE_TERM} frames per second)")
+    return rate
 
 
 @dataclass
@@ -66,6 +93,7 @@ class VideoHeader:
     pad_bottom: int = 0
     pad_right: int = 0
     flags: int = 0
+    version: int = VERSION  # of the file it was read from; `pack` always writes `VERSION`
 
     @property
     def codec_name(self) -> str:
@@ -88,9 +116,11 @@ class FrameRecord:
     kind: int  # FRAME_I or FRAME_P
     check: bytes
     streams: list[bytes]
+    index: int = 0  # of the frame in its clip
+    version: int = VERSION  # of the clip it was read from; `pack` always writes `VERSION`
 
     def pack(self) -> bytes:
-        body = bytearray(_RECORD_FIXED.pack(self.kind, self.check))
+        body = bytearray(_RECORD_FIXED[VERSION].pack(self.kind, self.index, self.check))
         body += varint(len(self.streams))
         for s in self.streams:
             body += varint(len(s))
@@ -117,8 +147,9 @@ def read_header(data: bytes) -> VideoHeader:
         raise FormatError("the video header is corrupted (checksum mismatch)")
     (_, version, codec_id, quality, flags, model_hash, width, height, pad_bottom, pad_right,
      fps_num, fps_den, frames, gop) = _HEADER.unpack_from(data)
-    if version != VERSION:
-        raise FormatError(f"video format version {version} is not supported (this lic reads version {VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise FormatError(f"video format version {version} is not supported "
+                          f"(this lic reads versions {', '.join(map(str, READABLE_VERSIONS))})")
     found = registry.by_id(codec_id)
     if found is None:
         raise FormatError(f"unknown codec id {codec_id} (a newer lic may read it)")
@@ -126,8 +157,11 @@ def read_header(data: bytes) -> VideoHeader:
         raise FormatError(f"the video header is corrupted (codec id {codec_id} is an {found.media} codec)")
     if not (0 < width < MAX_SIDE and 0 < height < MAX_SIDE) or fps_num == 0 or fps_den == 0 or gop == 0:
         raise FormatError("the video header is corrupted (impossible size, frame rate or GOP)")
+    if max(fps_num, fps_den) > MAX_RATE_TERM:
+        raise FormatError(f"the video header is corrupted (frame rate {fps_num}/{fps_den}: lic writes "
+                          f"numerators and denominators up to {MAX_RATE_TERM})")
     return VideoHeader(codec_id, quality, model_hash, width, height, Fraction(fps_num, fps_den), frames, gop,
-                       pad_bottom, pad_right, flags)
+                       pad_bottom, pad_right, flags, version)
 
 
 def read_records(stream: BinaryIO, header: VideoHeader) -> Iterator[FrameRecord]:
@@ -137,9 +171,10 @@ def read_records(stream: BinaryIO, header: VideoHeader) -> Iterator[FrameRecord]
     encoder writes one, and a damaged length field must not ask for gigabytes."""
     coded_pixels = (header.width + header.pad_right) * (header.height + header.pad_bottom)
     max_record = 4 * coded_pixels + 4096
+    layout = _RECORD_FIXED[header.version]
     for index in range(header.frames):
-        fixed = stream.read(_RECORD_FIXED.size + 1)
-        if len(fixed) < _RECORD_FIXED.size + 1:
+        fixed = stream.read(layout.size + 1)
+        if len(fixed) < layout.size + 1:
             raise FormatError(f"the video is truncated (frame {index} of {header.frames} is missing)")
         count = fixed[-1]
         if count & 0x80 or count > _MAX_STREAMS:
@@ -163,13 +198,16 @@ def read_records(stream: BinaryIO, header: VideoHeader) -> Iterator[FrameRecord]
         body = fixed + bytes(lengths_raw) + payload[:-4]
         if zlib.crc32(body) != struct.unpack("<I", payload[-4:])[0]:
             raise FormatError(f"frame {index} is corrupted (checksum mismatch)")
-        kind, check = _RECORD_FIXED.unpack_from(fixed)
+        kind, *stated, check = layout.unpack_from(fixed)
+        if stated and stated[0] != index:
+            raise FormatError(f"frame {index} is corrupted (the record of frame {stated[0]} is in its place: "
+                              "records missing or out of order)")
         if kind not in (FRAME_I, FRAME_P) or (index == 0 and kind != FRAME_I):
             raise FormatError(f"frame {index} is corrupted (frame type {kind})")
         streams, pos = [], 0
         for n in lengths:
             streams.append(payload[pos : pos + n])
             pos += n
-        yield FrameRecord(kind, check, streams)
+        yield FrameRecord(kind, check, streams, index, header.version)
     if stream.read(1):
         raise FormatError(f"the video is corrupted (bytes after its {header.frames} frames)")

@@ -39,6 +39,7 @@ from PIL import Image
 from lic.errors import InputError
 from lic.files import atomic_output, check_writable, give_default_permissions
 from lic.imageio import load_image
+from lic.video.container import frame_rate
 
 #: The frame rate of a folder of frames when the caller gives none.
 DEFAULT_FOLDER_FPS = 25
@@ -67,13 +68,6 @@ class VideoSource:
             yield frame
 
 
-def _fraction(fps: "float | Fraction") -> Fraction:
-    rate = Fraction(fps).limit_denominator(1_000_000)
-    if rate <= 0:
-        raise InputError(f"the frame rate must be positive (got {fps})")
-    return rate
-
-
 def natural_key(name: str) -> tuple:
     """Sort key in which digit runs compare as numbers: f2.png before f10.png."""
     return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name))
@@ -97,7 +91,7 @@ def _open_folder(folder: Path, fps: "float | Fraction | None") -> VideoSource:
         for path in files:
             yield load_image(path).rgb
 
-    rate = _fraction(DEFAULT_FOLDER_FPS if fps is None else fps)
+    rate = frame_rate(DEFAULT_FOLDER_FPS if fps is None else fps)
     return VideoSource(folder, rate, first.shape[1], first.shape[0], len(files), False, read)
 
 
@@ -130,7 +124,7 @@ def _open_container(path: Path, fps: "float | Fraction | None") -> VideoSource:
     if first is None:
         raise InputError(f"{path}: the video has no frames")
     rate = fps if fps is not None else (rate or DEFAULT_FOLDER_FPS)
-    return VideoSource(path, _fraction(rate), first.shape[1], first.shape[0], count, has_audio, frames)
+    return VideoSource(path, frame_rate(rate), first.shape[1], first.shape[0], count, has_audio, frames)
 
 
 def open_video(path: "str | Path", fps: "float | Fraction | None" = None) -> VideoSource:
@@ -208,7 +202,7 @@ class VideoWriter:
         self._tmp = self._output.enter_context(atomic_output(self.path, force))
         try:
             self._container = av.open(str(self._tmp), "w", format=container_format)
-            self._stream = self._container.add_stream(codec, rate=_fraction(fps))
+            self._stream = self._container.add_stream(codec, rate=frame_rate(fps))
             self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, pix_fmt
             self._stream.options = options
         except BaseException as e:
