@@ -3,15 +3,45 @@
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 from typing import Callable
 
 import typer
+from typer.core import TyperGroup
 
 from lic.errors import InputError, LicError
 
+try:  # typer 0.2x carries its own copy of Click; earlier versions raise Click's exceptions
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:
+    from click.exceptions import ClickException, NoArgsIsHelpError
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (an option out of range, a missing argument, an unknown command) as one
+    line on stderr, like every other error, instead of Click's usage block; exit code 2."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except NoArgsIsHelpError as e:
+            e.show()  # `lic` alone: the help, as before
+            sys.exit(e.exit_code)
+        except ClickException as e:
+            typer.echo(f"lic: error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("lic: error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="lic",
+    cls=OneLineErrors,
     help="Learned image compression with real bitstreams.",
     no_args_is_help=True,
     add_completion=False,

@@ -21,16 +21,31 @@ _DEVICE_HELP = ("cpu, cuda or cuda:N. Both codecs decode with exact integer entr
 _MAX_PIXELS_HELP = "Refuse images with more pixels than this (default: lic.api.MAX_PIXELS, about 134 million)."
 
 
-def _outputs(files: list[Path], out: Optional[Path], suffix: str) -> list[Path]:
-    """One output per input: next to it by default, inside `out` if it is (or must be) a folder."""
+def _outputs(files: list[Path], out: Optional[Path], suffix: str, file_suffixes: set[str]) -> list[Path]:
+    """One output per input: next to it by default, inside `out` if it is (or must be) a folder.
+
+    A new folder is not made under a name with one of `file_suffixes` (`-o one.lic` for two
+    inputs): that name asks for a file, and a folder called `one.lic` surprises everyone."""
     if out is None:
         return [f.with_name(f.stem + suffix) for f in files]
     if len(files) > 1 or out.is_dir():
         if out.exists() and not out.is_dir():
             raise InputError(f"{out}: several inputs need -o to be a folder")
+        if not out.exists() and out.suffix.lower() in file_suffixes:
+            raise InputError(f"{out}: names a {out.suffix} file, but {len(files)} inputs need -o to be a folder")
         out.mkdir(parents=True, exist_ok=True)
         return [out / (f.stem + suffix) for f in files]
     return [out]
+
+
+def _lic_kind(path: Path) -> str | None:
+    """'clip', 'image', or None for a file that is no .lic file at all (by its magic bytes)."""
+    from lic.bitstream import MAGIC
+    from lic.video.container import is_video
+
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    return "clip" if is_video(magic) else "image" if magic == MAGIC else None
 
 
 def _run_batch(pairs: list[tuple[Path, Path]], work, what: str) -> None:
@@ -94,8 +109,11 @@ def encode(
     clip_folders = [p for p in inputs if video and p.is_dir()]
     others = [p for p in inputs if p not in clip_folders]
     files = clip_folders + (expand_inputs(others, _image_suffixes() | VIDEO_SUFFIXES) if others else [])
-    outputs = _outputs(files, output, ".lic")
+    outputs = _outputs(files, output, ".lic", {".lic"} | _image_suffixes() | VIDEO_SUFFIXES)
     check_outputs(files, outputs, force)
+    for dst in outputs:
+        if dst.suffix.lower() not in ("", ".lic"):
+            raise InputError(f"{dst}: lic encode writes .lic files, not {dst.suffix} (name the output *.lic)")
 
     def work(src: Path, dst: Path) -> str:
         if is_clip_source(src, video):
@@ -140,15 +158,19 @@ def decode(
     import io
 
     import lic
-    from lic.cli.video import check_clip_output, decode_clip, is_clip_file
+    from lic.cli.video import check_clip_output, decode_clip
     from lic.files import atomic_write, check_outputs
 
     files = expand_inputs(inputs, {".lic"})
-    clips = {f for f in files if is_clip_file(f)}
-    outputs = [dst if src not in clips or output is not None else dst.with_name(src.stem + ".decoded.mkv")
-               for src, dst in zip(files, _outputs(files, output, ".decoded.png"))]
+    kinds = {f: _lic_kind(f) for f in files}
+    clips = {f for f in files if kinds[f] == "clip"}
     extensions = Image.registered_extensions()
+    written = {ext for ext, fmt in extensions.items() if fmt in Image.SAVE} | {".mkv", ".mp4", ".lic"}
+    outputs = [dst if src not in clips or output is not None else dst.with_name(src.stem + ".decoded.mkv")
+               for src, dst in zip(files, _outputs(files, output, ".decoded.png", written))]
     for src, dst in zip(files, outputs):
+        if kinds[src] is None:
+            continue  # refused as "not a .lic file" when its turn comes (a batch goes on past it)
         if src in clips:
             check_clip_output(dst)
         elif extensions.get(dst.suffix.lower()) not in Image.SAVE:
@@ -158,6 +180,8 @@ def decode(
     def work(src: Path, dst: Path) -> str:
         if src in clips:
             return decode_clip(src, dst, model=model, device=device, force=force, max_pixels=max_pixels)
+        if kinds[src] is None:
+            raise InputError(f"{src}: not a .lic file (wrong magic bytes)")
         t0 = time.perf_counter()
         image = lic.decompress(src.read_bytes(), model=model, device=device, max_pixels=max_pixels)
         seconds = time.perf_counter() - t0

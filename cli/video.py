@@ -47,12 +47,17 @@ def decode_clip(src: Path, dst: Path, *, model: str | None, device: str, force: 
     import lic
     from lic.video.io import VideoWriter
 
+    from tqdm import tqdm
+
     video = lic.decompress_video(src, model=model, device=device, max_pixels=max_pixels)
     h = video.header
     t0 = time.perf_counter()
-    with VideoWriter(dst, h.fps, h.width, h.height, force=force) as writer:
+    with VideoWriter(dst, h.fps, h.width, h.height, force=force) as writer, \
+            tqdm(total=h.frames, unit="frame", dynamic_ncols=True) as bar:
         for frame in video:
             writer.write(frame)
+            bar.update(1)
+            bar.set_postfix(fps=f"{bar.n / (time.perf_counter() - t0):.2f}")
     seconds = time.perf_counter() - t0
     return f"{src} -> {dst}: {h.frames} frames {h.width}x{h.height} @ {float(h.fps):g} fps, decode {h.frames / seconds:.2f} fps"
 

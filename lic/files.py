@@ -51,7 +51,10 @@ def atomic_output(path: Path, force: bool = False) -> Iterator[Path]:
     renamed into place when the block ends without an exception, removed otherwise. Nothing
     half-written is ever seen at `path`."""
     check_writable(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # its message would name the temporary file, which the user never asked for
+        raise InputError(f"{path}: cannot write here ({e.strerror})") from None
     os.close(fd)
     try:
         give_default_permissions(tmp)

@@ -1,4 +1,5 @@
-"""Makes the sample images in this folder (the project's own, free of third-party rights).
+"""Makes the samples in this folder (the project's own, free of third-party rights): two
+images and a short clip.
 
     python samples/make_samples.py
 """
@@ -44,6 +45,29 @@ def shapes(width: int = 200, height: int = 150) -> Image.Image:
     return image
 
 
+def clip(frames: int = 8, width: int = 128, height: int = 96) -> list[np.ndarray]:
+    """A camera pan over the landscape (2 px a frame) with a ball crossing it the other way:
+    motion for the P-frames to find, small enough to code in seconds on a CPU."""
+    scene = np.asarray(landscape(width + 2 * frames, height))
+    out = []
+    for t in range(frames):
+        frame = Image.fromarray(scene[:, 2 * t : 2 * t + width].copy())
+        x = width - 20 - 9 * t
+        ImageDraw.Draw(frame).ellipse((x, 30 + 2 * t, x + 16, 46 + 2 * t), fill=(200, 40, 40))
+        out.append(np.asarray(frame))
+    return out
+
+
+def save_clip(path: Path, frames: list[np.ndarray], fps: int = 25) -> None:
+    """Lossless H.264 RGB (`lic.video.io.VideoWriter`), so the sample is coded as drawn."""
+    from lic.video.io import VideoWriter
+
+    with VideoWriter(path, fps, frames[0].shape[1], frames[0].shape[0], force=True) as writer:
+        for frame in frames:
+            writer.write(frame)
+
+
 if __name__ == "__main__":
     landscape().save(HERE / "landscape.png", optimize=True)
     shapes().save(HERE / "shapes.png", optimize=True)
+    save_clip(HERE / "clip.mp4", clip())

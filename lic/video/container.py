@@ -61,21 +61,24 @@ MAX_SIDE = 1 << 16
 #: The largest numerator or denominator of a frame rate: FFmpeg's muxers take the rate as a
 #: C int fraction, so a clip with a larger one could be coded but not decoded to a video file.
 MAX_RATE_TERM = (1 << 31) - 1
+_MAX_RATE_DENOMINATOR = 1_000_000
 
 
 def frame_rate(fps: "float | int | Fraction") -> Fraction:
-    """`fps` as the fraction a clip stores (denominators up to 10^6: 30000/1001 stays exact).
+    """`fps` as the fraction a clip stores (denominators up to 10^6: 30000/1001 stays exact;
+    a header from elsewhere may hold any term up to `MAX_RATE_TERM`).
 
     An `InputError` unless it is finite, positive and within `MAX_RATE_TERM`: checked where a
     rate enters (an option, a source clip, bare frames), before the first frame is coded."""
     try:
-        rate = Fraction(fps).limit_denominator(1_000_000)
+        exact = Fraction(fps)
     except (ValueError, OverflowError, TypeError):
         raise InputError(f"the frame rate must be a finite positive number (got {fps})") from None
-    if rate <= 0:
+    if exact <= 0:
         raise InputError(f"the frame rate must be positive (got {fps})")
-    if max(rate.numerator, rate.denominator) > MAX_RATE_TERM:
-        raise InputError(f"the frame rate {fps} is out of range (lic takes rates from 1/{MAX_RATE_TERM} "
+    rate = exact.limit_denominator(_MAX_RATE_DENOMINATOR)
+    if rate == 0 or rate.numerator > MAX_RATE_TERM:
+        raise InputError(f"the frame rate {fps} is out of range (lic takes rates from 1/{_MAX_RATE_DENOMINATOR} "
                          f"to {MAX_RATE_TERM} frames per second)")
     return rate
 

@@ -192,7 +192,10 @@ class VideoWriter:
         self.frames = 0
         self._folder = _is_folder_output(path)
         if self._folder:
-            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+            try:
+                self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+            except OSError as e:
+                raise InputError(f"{self.path}: cannot write here ({e.strerror})") from None
             give_default_permissions(self._tmp)
             return
         import av
