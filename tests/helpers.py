@@ -55,6 +55,13 @@ def assert_same_pixels_everywhere(data: bytes, model: Path, tmp_path: Path) -> N
     assert out.stdout.strip() == hashlib.sha256(first.tobytes()).hexdigest()
 
 
+def assert_one_line_error(r, message: str) -> None:
+    """A CLI result (Typer's runner) that failed as the house rules say: one line, exit 1."""
+    assert r.exit_code == 1, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.output.startswith("lic: error:") and r.output.count("\n") == 1 and message in r.output, r.output
+
+
 def with_fixed_crc(data: "bytes | bytearray") -> bytes:
     """`data` with its trailing CRC-32 recomputed: what a crafted file looks like."""
     fixed = bytearray(data)

@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import lic
-from helpers import photo_like, with_fixed_crc
+from helpers import assert_one_line_error, photo_like, with_fixed_crc
 from lic.cli import app
 from lic.errors import InputError, ModelError
 from lic.models import save_model_file
@@ -19,12 +19,6 @@ runner = CliRunner()
 
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(r, message: str) -> None:
-    assert r.exit_code == 1, r.output
-    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
-    assert r.output.startswith("lic: error:") and r.output.count("\n") == 1 and message in r.output, r.output
 
 
 def crafted(data: bytes) -> bytes:

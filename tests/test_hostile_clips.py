@@ -13,11 +13,10 @@ from fractions import Fraction
 import pytest
 from typer.testing import CliRunner
 
-from helpers import SAMPLES
+from helpers import SAMPLES, assert_one_line_error
 from lic.cli import app
 from lic.errors import InputError
-from lic.video.container import HEADER_SIZE, VideoHeader, frame_rate
-from test_hostile import assert_one_line_error
+from lic.video.container import VideoHeader, frame_rate
 
 runner = CliRunner()
 
@@ -98,9 +97,7 @@ def test_a_huge_clip_header_is_reported_at_the_size_it_claims(tmp_path):
     assert_one_line_error(r, "a 65535x65535 image")
 
 
-def test_an_unwritable_output_is_named_not_its_temporary_file(tmp_path):
-    header = VideoHeader(3, 1, b"\0" * 4, 64, 64, Fraction(25), 0, 32)
-    assert len(header.pack()) == HEADER_SIZE
+def test_an_unwritable_output_is_named_not_its_temporary_file():
     r = run("encode", SAMPLES / "clip.mp4", "-q", 1, "--max-frames", 1, "-o", "/proc/x.lic")
     assert_one_line_error(r, "/proc/x.lic: cannot write here")
     assert ".tmp" not in r.output

@@ -177,3 +177,12 @@ def test_lic_decode_refuses_y4m_in_one_line(tmp_path, video_model):
     r = CliRunner().invoke(app, ["decode", str(tmp_path / "a.lic"), "-o", str(tmp_path / "a.y4m")])
     assert r.exit_code == 1 and "Y4M holds only Y'CbCr" in r.output and "Traceback" not in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.lic"]
+
+
+@pytest.mark.parametrize("name", ["clip.mkv", "clip.mp4"])
+def test_writers_take_the_largest_rate_a_clip_may_hold(tmp_path, name):
+    """`lic.video.container.MAX_RATE_TERM` is what FFmpeg's muxers take (2^31 overflowed)."""
+    from lic.video.container import MAX_RATE_TERM
+
+    write(tmp_path / name, clip(2), fps=MAX_RATE_TERM)
+    assert len(list(open_video(tmp_path / name))) == 2
