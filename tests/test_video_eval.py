@@ -183,10 +183,14 @@ def test_committed_anchor_reproduces_the_reference_psnrs():
 
 
 @needs_data
-def test_anchor_reproduces_a_committed_row_exactly(tmp_path):
-    """x264 is deterministic with these settings: the same clip gives the same bytes anywhere."""
+def test_anchor_reproduces_a_committed_row(tmp_path):
+    """The anchor's settings reproduce a committed row. Not byte for byte: x264 picks code paths
+    by the CPU's instruction set, so its output differs slightly between machines (31002 and
+    30896 bytes for this row on two of them); the rate within 1 % and the PSNR within 0.1 dB
+    still catch a changed setting (the committed row at qp 42 has 10 % more bytes, 0.8 dB more)."""
     committed = next(r for r in read_rows(COMMITTED / ROWS_FILE, VIDEO_ROWS)
                      if r["codec"] == "x264" and r["quality"] == 44 and r["clip"].startswith("Basketball"))
     row = measure(X264, 44, Clip(DATA / "video" / "BasketballPass_416x240_50fps_100f", Fraction(50)), tmp_path)
-    assert (row["bytes"], row["frames"], row["psnr-rgb"], row["psnr-y"]) == (
-        committed["bytes"], 100, committed["psnr-rgb"], committed["psnr-y"])
+    assert row["frames"] == 100
+    assert row["bytes"] == pytest.approx(committed["bytes"], rel=0.01)
+    assert (row["psnr-rgb"], row["psnr-y"]) == pytest.approx((committed["psnr-rgb"], committed["psnr-y"]), abs=0.1)
