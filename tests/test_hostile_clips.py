@@ -4,15 +4,15 @@ ends in one clear line on stderr and a non-zero exit, with nothing written."""
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 import sys
-import zlib
 from fractions import Fraction
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import lic
 from helpers import SAMPLES, assert_one_line_error
 from lic.cli import app
 from lic.errors import InputError
@@ -128,3 +128,10 @@ def test_info_models_and_help_do_not_load_torch(tmp_path):
               "print(sorted(m for m in ('torch', 'compressai', 'av', 'lic.api') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", script, str(tmp_path / "empty.lic")], capture_output=True, text=True)
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout + r.stderr
+
+
+def test_a_frame_side_the_reader_refuses_is_refused_before_coding(tmp_path):
+    """Under the pixel limit, but a side of 2^16 or more: the clip could be written, not read."""
+    with pytest.raises(InputError, match="frame sides must be below 65536"):
+        lic.compress_video([np.zeros((1, 65536, 3), np.uint8)], tmp_path / "wide.lic", 1, fps=25)
+    assert _listing(tmp_path) == []

@@ -110,6 +110,8 @@ def compress_video(
             if header is None:
                 height, width = frame.shape[:2]
                 check_pixels(width, height, max_pixels)
+                if max(width, height) >= container.MAX_SIDE:  # the reader refuses such a header
+                    raise InputError(f"a {width}x{height} clip: frame sides must be below {container.MAX_SIDE}")
                 header = VideoHeader(registry.family(codec.family).codec_id, quality, model_file.hash, width, height,
                                      clip.fps, 0, gop, -height % codec.stride, -width % codec.stride,
                                      FLAG_INTRA_ONLY if intra_only else 0)
