@@ -57,6 +57,14 @@ def test_header_and_records_round_trip():
     assert list(container.read_records(stream, header)) == records
 
 
+def test_the_frame_index_costs_a_byte_below_frame_128_and_two_below_16384():
+    header = VideoHeader(3, 2, b"\x01\x02\x03\x04", 64, 64, Fraction(25), 300, 32)
+    records = [FrameRecord(FRAME_I if i == 0 else FRAME_P, b"abcd", [b"s" * 20], i) for i in range(300)]
+    assert [len(records[i].pack()) for i in (0, 127, 128, 299)] == [32, 32, 33, 33]  # type, check 4, index 1-2, count, length, 20, CRC 4
+    stream = io.BytesIO(b"".join(r.pack() for r in records))
+    assert [r.index for r in container.read_records(stream, header)] == list(range(300))
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda d: d[:-3], "frame 2 of 3 ends early"),
     (lambda d: d + b"\0", "bytes after its 3 frames"),

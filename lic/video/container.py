@@ -22,16 +22,18 @@ Layout, version 2 (integers little-endian; "varint" is unsigned LEB128):
     36     4     CRC-32 of bytes 0..35
     then one record per frame:
     0      1     frame type: 0 I (a random-access point: decodes without earlier frames), 1 P
-    1      4     frame index, 0 for the first record (under the CRC: swapped or repeated records
-                 are caught by the reader, not decoded into the wrong place)
-    5      4     entropy-parameter check of the frame (digest of what its decoder re-derives;
+    1      4     entropy-parameter check of the frame (digest of what its decoder re-derives;
                  `lic.codecs.video` also binds a P-frame's motion and block map to it)
-    9      ...   varints: stream count S, then S stream lengths in bytes
+    5      ...   varints: frame index (0 for the first record; under the CRC, so swapped or
+                 repeated records are caught by the reader, not decoded in the wrong place;
+                 one byte for frames 0..127, two up to 16383), stream count S, then S stream
+                 lengths in bytes
     ...          the S streams
     end-4  4     CRC-32 of the record's bytes before it
 
 Version 1 (written by lic before the frame index) has the same header and records without
-the frame index; it is still read (its P-frame checks cover the residual alone).
+the frame index; it is still read, with less protection: its records' order and its P-frames'
+block maps are not checked.
 
 Every CRC is checked before the fields it covers are used. A clip that ends early, a damaged
 record, records out of order and trailing bytes are all reported with the frame they concern.
@@ -55,7 +57,8 @@ FLAG_INTRA_ONLY = 1
 FRAME_I, FRAME_P = 0, 1
 _HEADER = struct.Struct("<4sBBBB4sIIBBIIIH")
 HEADER_SIZE = _HEADER.size + 4
-_RECORD_FIXED = {1: struct.Struct("<B4s"), 2: struct.Struct("<BI4s")}
+_RECORD_FIXED = struct.Struct("<B4s")
+_MAX_VARINT_BYTES = 5  # a 32-bit value; no record field needs more
 _MAX_STREAMS = 16
 MAX_SIDE = 1 << 16
 #: The largest numerator or denominator of a frame rate: FFmpeg's muxers take the rate as a
@@ -123,7 +126,8 @@ class FrameRecord:
     version: int = VERSION  # of the clip it was read from; `pack` always writes `VERSION`
 
     def pack(self) -> bytes:
-        body = bytearray(_RECORD_FIXED[VERSION].pack(self.kind, self.index, self.check))
+        body = bytearray(_RECORD_FIXED.pack(self.kind, self.check))
+        body += varint(self.index)
         body += varint(len(self.streams))
         for s in self.streams:
             body += varint(len(s))
@@ -174,36 +178,28 @@ def read_records(stream: BinaryIO, header: VideoHeader) -> Iterator[FrameRecord]
     encoder writes one, and a damaged length field must not ask for gigabytes."""
     coded_pixels = (header.width + header.pad_right) * (header.height + header.pad_bottom)
     max_record = 4 * coded_pixels + 4096
-    layout = _RECORD_FIXED[header.version]
     for index in range(header.frames):
-        fixed = stream.read(layout.size + 1)
-        if len(fixed) < layout.size + 1:
+        fixed = stream.read(_RECORD_FIXED.size)
+        if len(fixed) < _RECORD_FIXED.size:
             raise FormatError(f"the video is truncated (frame {index} of {header.frames} is missing)")
-        count = fixed[-1]
-        if count & 0x80 or count > _MAX_STREAMS:
+        fields = bytearray()
+        stated = _read_varint(stream, index, fields) if header.version >= 2 else index
+        count = _read_varint(stream, index, fields)
+        if count > _MAX_STREAMS:
             raise FormatError(f"frame {index} is corrupted (bad stream count)")
-        lengths_raw = bytearray()
-        while len(lengths_raw) < count * 10:
-            byte = stream.read(1)
-            if not byte:
-                raise FormatError(f"the video is truncated (in frame {index})")
-            lengths_raw += byte
-            if sum(1 for b in lengths_raw if not b & 0x80) == count:
-                break
-        reader = VarintReader(bytes(lengths_raw), 0)
-        lengths = [reader.varint() for _ in range(count)]
+        lengths = [_read_varint(stream, index, fields) for _ in range(count)]
         size = sum(lengths)
         if size > max_record:
             raise FormatError(f"frame {index} is corrupted (claims {size} bytes)")
         payload = stream.read(size + 4)
         if len(payload) < size + 4:
             raise FormatError(f"the video is truncated (frame {index} of {header.frames} ends early)")
-        body = fixed + bytes(lengths_raw) + payload[:-4]
+        body = fixed + bytes(fields) + payload[:-4]
         if zlib.crc32(body) != struct.unpack("<I", payload[-4:])[0]:
             raise FormatError(f"frame {index} is corrupted (checksum mismatch)")
-        kind, *stated, check = layout.unpack_from(fixed)
-        if stated and stated[0] != index:
-            raise FormatError(f"frame {index} is corrupted (the record of frame {stated[0]} is in its place: "
+        kind, check = _RECORD_FIXED.unpack(fixed)
+        if stated != index:
+            raise FormatError(f"frame {index} is corrupted (the record of frame {stated} is in its place: "
                               "records missing or out of order)")
         if kind not in (FRAME_I, FRAME_P) or (index == 0 and kind != FRAME_I):
             raise FormatError(f"frame {index} is corrupted (frame type {kind})")
@@ -214,3 +210,17 @@ def read_records(stream: BinaryIO, header: VideoHeader) -> Iterator[FrameRecord]
         yield FrameRecord(kind, check, streams, index, header.version)
     if stream.read(1):
         raise FormatError(f"the video is corrupted (bytes after its {header.frames} frames)")
+
+
+def _read_varint(stream: BinaryIO, index: int, raw: bytearray) -> int:
+    """One varint of frame `index`'s record from `stream`; its bytes are appended to `raw` (for the CRC)."""
+    start = len(raw)
+    while True:
+        byte = stream.read(1)
+        if not byte:
+            raise FormatError(f"the video is truncated (in frame {index})")
+        raw += byte
+        if not byte[0] & 0x80:
+            return VarintReader(bytes(raw[start:]), 0).varint()
+        if len(raw) - start >= _MAX_VARINT_BYTES:
+            raise FormatError(f"frame {index} is corrupted (bad length field)")
