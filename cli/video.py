@@ -44,10 +44,10 @@ def encode_clip(src: Path, dst: Path, *, quality: int, model: str | None, fps: f
 
 
 def decode_clip(src: Path, dst: Path, *, model: str | None, device: str, force: bool, max_pixels: int | None) -> str:
+    from tqdm import tqdm
+
     import lic
     from lic.video.io import VideoWriter
-
-    from tqdm import tqdm
 
     video = lic.decompress_video(src, model=model, device=device, max_pixels=max_pixels)
     h = video.header
