@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+from PIL import Image
 from typer.testing import CliRunner
 
 from helpers import REPO, SAMPLES
@@ -35,6 +36,7 @@ def test_every_quick_start_line_runs_as_written(tmp_path, monkeypatch):
             continue
         r = CliRunner().invoke(app, args[1:])
         assert r.exit_code == 0, (line, r.output)
-    assert (tmp_path / "samples" / "landscape.decoded.png").is_file() and (tmp_path / "tiny.lic").is_file()
+    decoded = Image.open(tmp_path / "samples" / "landscape.decoded.png")
+    assert decoded.size == Image.open(SAMPLES / "landscape.png").size and (tmp_path / "tiny.lic").is_file()
     assert (tmp_path / "out.mkv").is_file() and len(list((tmp_path / "frames").glob("*.png"))) == 8
     assert json.loads(CliRunner().invoke(app, ["info", "c.lic", "--json"]).output)["frames"] == 8

@@ -1,12 +1,9 @@
 """The shipped models: present, loadable, and a real quality ladder."""
 
-import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import lic
 from lic import models
-from lic.cli import app
 from lic.eval.metrics import psnr
 from lic.imageio import load_image
 from helpers import DATA, SAMPLES, needs_data
@@ -62,21 +59,6 @@ def test_vq_levels_give_increasing_extreme_rates():
     bpp = [b for b, _ in _ladder(DATA / "kodak" / "kodim01.png", "vq")]
     assert all(a < b for a, b in zip(bpp, bpp[1:])), bpp
     assert 0.01 <= bpp[0] and bpp[-1] <= 0.05, bpp
-
-
-def test_readme_quick_start_works_on_a_fresh_checkout(tmp_path):
-    image = tmp_path / "landscape.png"
-    image.write_bytes((SAMPLES / "landscape.png").read_bytes())
-    runner = CliRunner()
-    r = runner.invoke(app, ["encode", str(image), "-q", "3"])
-    assert r.exit_code == 0, r.output
-    assert runner.invoke(app, ["info", str(tmp_path / "landscape.lic")]).exit_code == 0
-    r = runner.invoke(app, ["decode", str(tmp_path / "landscape.lic")])
-    assert r.exit_code == 0, r.output
-    decoded = np.asarray(load_image(tmp_path / "landscape.decoded.png").rgb)
-    assert decoded.shape == load_image(image).rgb.shape
-    r = runner.invoke(app, ["models"])
-    assert r.exit_code == 0 and "hyperprior" in r.output
 
 
 def test_shipped_hyperprior_files_are_mixed_precision_within_5_6_mb():
