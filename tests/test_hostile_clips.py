@@ -135,3 +135,13 @@ def test_a_frame_side_the_reader_refuses_is_refused_before_coding(tmp_path):
     with pytest.raises(InputError, match="frame sides must be below 65536"):
         lic.compress_video([np.zeros((1, 65536, 3), np.uint8)], tmp_path / "wide.lic", 1, fps=25)
     assert _listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("numerator", [2**31, 2**32 - 1])
+def test_decoding_a_clip_whose_rate_no_writer_takes_is_one_line(tmp_path, numerator):
+    """Was an OverflowError in PyAV's add_stream (2^31 - 1 decoded)."""
+    header = VideoHeader(3, 1, b"\0" * 4, 64, 64, Fraction(25), 1, 32)
+    header.fps = Fraction(numerator)
+    (tmp_path / "fast.lic").write_bytes(header.pack())
+    assert_one_line_error(run("decode", tmp_path / "fast.lic", "-o", tmp_path / "out.mkv"), "frame rate")
+    assert _listing(tmp_path) == ["fast.lic"]
