@@ -1,23 +1,21 @@
-"""The hyperprior's synthesis transform g_s, rewritten for decoding speed.
+"""The hyperprior's synthesis transform g_s, prepared once at load for decoding speed.
 
 g_s is four 5x5 stride-2 transposed convolutions with inverse GDN between them. As trained
-(CompressAI's layers) most of a decode went to `conv_transpose2d`, whose float64 CPU kernel
-is a matrix product followed by a scatter-add (col2im) over 25 overlapping taps, and to GDN,
-whose parameters are re-derived and whose 1x1 convolution goes through im2col on each call.
-Here each layer is prepared once, at load:
+(CompressAI's layers), a float64 decode spent most of its time in `conv_transpose2d`, whose
+float64 CPU kernel (no oneDNN kernel exists for float64) is one matrix product into a
+25-taps-deep column buffer that is zero-filled and then scatter-added (col2im), and in GDN,
+whose parameters were re-derived and whose 1x1 convolution went through im2col on each call.
 
-- a transposed convolution becomes its *sub-pixel* form: a stride-1 3x3 convolution with four
-  times the output channels (one group per output phase, the taps a phase does not use are
-  zero), then a pixel shuffle. Both forms compute the same sums of the same products; they
-  add them in a different order, so float64 results differ by rounding (~1e-16 relative),
-  which the goldens and a Kodak sweep (README, "Speed") show moves no 8-bit pixel;
-- inverse GDN, x * sqrt(beta + gamma x^2), is one matrix product on the channels with its
-  reparametrised beta and gamma computed once.
-
-`exact=True` runs in float64 (the decoder every machine agrees on, and what video's closed
-loop needs); `exact=False` in float32 with channels-last tensors (oneDNN kernels): several
-times faster, and its 8-bit pixels can differ from the exact ones by a grey level in a few
-pixels per million (README, "Speed"), and across machines.
+- Exact (float64; what every machine agrees on, and what video's closed loop needs): each
+  output phase of a transposed convolution (even/odd row and column) is a stride-1
+  convolution with 9, 6, 6 or 4 of the 25 taps, computed as one matrix product per tap on
+  a shifted window of the zero-padded input, read in place, accumulated in cache-sized
+  column blocks. Inverse GDN, x * sqrt(beta + gamma x^2), is one matrix product on the
+  channels with beta and gamma derived once. The sums are those of the trained network,
+  added in another order: float64 results differ by ~1e-15, which moved no 8-bit pixel of
+  the goldens or of Kodak at q1/q4/q8 (README, "Speed").
+- Fast (float32, channels-last, oneDNN kernels): several times faster; a few pixel values
+  per million differ from the exact decode by one grey level, and may differ across machines.
 """
 
 from __future__ import annotations
@@ -30,20 +28,7 @@ from torch import Tensor, nn
 # Kernel index of the transposed convolution (5x5, stride 2, padding 2, output padding 1)
 # used by each output phase (even, odd) at input offsets -1, 0, +1; None: no tap.
 _PHASE_TAPS = ((4, 2, 0), (None, 3, 1))
-
-
-def subpixel_weight(weight: Tensor) -> Tensor:
-    """The [4 * out, in, 3, 3] convolution weight whose output, pixel-shuffled by 2, is the
-    transposed convolution with `weight` [in, out, 5, 5] (stride 2, padding 2, output padding 1)."""
-    c_in, c_out = weight.shape[:2]
-    out = weight.new_zeros(c_out, 2, 2, c_in, 3, 3)
-    for dy, rows in enumerate(_PHASE_TAPS):
-        for dx, cols in enumerate(_PHASE_TAPS):
-            for a, ky in enumerate(rows):
-                for b, kx in enumerate(cols):
-                    if ky is not None and kx is not None:
-                        out[:, dy, dx, :, a, b] = weight[:, :, ky, kx].T
-    return out.reshape(4 * c_out, c_in, 3, 3)
+_BLOCK = 2048  # output columns per block of the exact path
 
 
 class FastSynthesis:
@@ -58,14 +43,13 @@ class FastSynthesis:
             for layer in g_s:
                 if isinstance(layer, nn.ConvTranspose2d):
                     if layer.kernel_size != (5, 5) or layer.stride != (2, 2) or layer.padding != (2, 2):
-                        raise ValueError(f"no sub-pixel form for {layer}")
+                        raise ValueError(f"g_s layer {layer} is not a 5x5 stride-2 transposed convolution")
                     weight = layer.weight.detach().to(device, self.dtype)
                     bias = layer.bias.detach().to(device, self.dtype).clone()
                     if exact:
                         self.layers.append(("taps", phase_taps(weight), bias))
                     else:
-                        w = subpixel_weight(weight).contiguous(memory_format=self.memory_format)
-                        self.layers.append(("deconv", w, bias))
+                        self.layers.append(("deconv", weight.contiguous(memory_format=self.memory_format), bias))
                 elif isinstance(layer, GDN) and layer.inverse:
                     beta = layer.beta_reparam(layer.beta).to(device, self.dtype)
                     gamma = layer.gamma_reparam(layer.gamma).to(device, self.dtype)
@@ -80,8 +64,7 @@ class FastSynthesis:
             if kind == "taps":
                 x = _deconv_by_taps(x, w, b)
             elif kind == "deconv":
-                x = F.pixel_shuffle(F.conv2d(x, w, padding=1), 2)
-                x = x.contiguous(memory_format=self.memory_format).add_(b.view(1, -1, 1, 1))
+                x = F.conv_transpose2d(x, w, b, stride=2, padding=2, output_padding=1)
             else:
                 x = _inverse_gdn(x, w, b)
         return x
@@ -105,26 +88,26 @@ def _deconv_by_taps(x: Tensor, taps: Tensor, bias: Tensor) -> Tensor:
     """The transposed convolution as a sum of matrix products, one per tap, each reading a
     shifted window of the zero-padded input in place (no im2col or col2im buffer): rows of
     the padded input are `wp` apart, so the window at offset (a, b) is the flat slice that
-    starts at a * wp + b; its last two columns per row are wrap-around and are dropped."""
+    starts at a * wp + b; its last two columns per row wrap around and are dropped. Columns
+    are done `_BLOCK` at a time so that the accumulator stays in cache over the taps (every
+    output column is its own sum, so the blocks do not change any result)."""
     n, c_in, h, w = x.shape
     c_out = taps.shape[-2]
-    wp = w + 2
+    wp, length = w + 2, h * (w + 2)
     padded = F.pad(x, (1, 1, 1, 2)).reshape(n, c_in, -1)  # one extra row: the last window's overrun
-    out = x.new_empty(n, 2, 2, c_out, h * wp)
-    length = h * wp
+    out = x.new_empty(n, 2, 2, c_out, length)
     for i in range(n):
-        for dy, rows in enumerate(_PHASE_TAPS):
-            for dx, cols in enumerate(_PHASE_TAPS):
-                acc = out[i, dy, dx]
-                first = True
-                for a, ky in enumerate(rows):
-                    for b, kx in enumerate(cols):
-                        if ky is None or kx is None:
-                            continue
-                        window = padded[i, :, a * wp + b : a * wp + b + length]
-                        if first:
+        for s in range(0, length, _BLOCK):
+            e = min(s + _BLOCK, length)
+            for dy, rows in enumerate(_PHASE_TAPS):
+                for dx, cols in enumerate(_PHASE_TAPS):
+                    used = [(a, b) for a, ky in enumerate(rows) for b, kx in enumerate(cols)
+                            if ky is not None and kx is not None]
+                    acc = out[i, dy, dx, :, s:e]
+                    for j, (a, b) in enumerate(used):
+                        window = padded[i, :, a * wp + b + s : a * wp + b + e]
+                        if j == 0:
                             torch.mm(taps[dy, dx, a, b], window, out=acc)
-                            first = False
                         else:
                             acc.addmm_(taps[dy, dx, a, b], window)
     out = out.view(n, 2, 2, c_out, h, wp)[..., :w].permute(0, 3, 4, 1, 5, 2)
