@@ -223,7 +223,7 @@ class HyperpriorCodec:
         self.g_a = net.g_a.to(device).eval()
         self.h_a = net.h_a.to(device).eval()
         self.g_s = net.g_s.to(device, torch.float64).eval()  # as trained; decoding runs `_synthesis`
-        self._synthesis = {exact: FastSynthesis(net.g_s, exact, device) for exact in (True, False)}
+        self._synthesis = {True: FastSynthesis(net.g_s, True, device)}  # the float32 one when first asked for
         self.h_s = IntegerNet.from_tensors(tensors, "h_s")
         self.z_tables = CdfTables.from_tensors(tensors, "z_tables")
         self.y_tables = CdfTables.from_tensors(tensors, "y_tables")
@@ -302,6 +302,8 @@ class HyperpriorCodec:
 
         `fast`: g_s in float32 (`lic.codecs.synthesis`): a few pixels per million can differ
         from the exact float64 decode by a grey level, and from one machine to another."""
+        if (not fast) not in self._synthesis:
+            self._synthesis[False] = FastSynthesis(self.g_s, False, self.device)
         synthesis = self._synthesis[not fast]
         return run_tiled(lambda t: synthesis(t.to(self.device)), y_hat, 1, 16, self.tile,
                          TRANSFORM_HALO, finish=lambda t: to_pixels(t).cpu())
