@@ -210,6 +210,7 @@ class HyperpriorCodec:
     has_fast_path: ClassVar[bool] = True  # decode(..., fast=True): g_s in float32
     stride = 64
     tile = 32  # latents per tile side in g_a and g_s: 512x512 pixels, ~0.65 GB of float64 activations (N=128)
+    synthesis_tile = 48  # latents per tile side in g_s: 768x768 pixels, ~0.4 GB of float64 activations (N=128)
     hyper_tile = 16  # z cells per tile side in h_s: 1024x1024 pixels, ~0.2 GB of float64 activations
 
     def __init__(self, tensors: dict[str, Tensor], config: dict, device: torch.device) -> None:
@@ -305,7 +306,7 @@ class HyperpriorCodec:
         if (not fast) not in self._synthesis:
             self._synthesis[False] = FastSynthesis(self.g_s, False, self.device)
         synthesis = self._synthesis[not fast]
-        return run_tiled(lambda t: synthesis(t.to(self.device)), y_hat, 1, 16, self.tile,
+        return run_tiled(lambda t: synthesis(t.to(self.device)), y_hat, 1, 16, self.synthesis_tile,
                          TRANSFORM_HALO, finish=lambda t: to_pixels(t).cpu())
 
     def decode(self, encoded: Encoded, height: int, width: int, fast: bool = False) -> Tensor:

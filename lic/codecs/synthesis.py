@@ -115,14 +115,19 @@ def _deconv_by_taps(x: Tensor, taps: Tensor, bias: Tensor) -> Tensor:
 
 
 def _inverse_gdn(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-    """x * sqrt(beta + gamma x^2) (gamma acting on channels), as one matrix product."""
+    """x * sqrt(beta + gamma x^2) (gamma acting on channels) as matrix products, in place.
+
+    x is the caller's own intermediate. Float64 (NCHW) runs `_BLOCK` pixels at a time, so
+    that its temporaries stay in cache and memory does not hold two more copies of x."""
     n, c, h, w = x.shape
     if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         flat = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view: [pixels, channels]
         norm = torch.addmm(beta, flat * flat, gamma.T)
-        return norm.sqrt_().mul_(flat).view(n, h, w, c).permute(0, 3, 1, 2)
-    flat = x.reshape(c, h * w) if n == 1 else None
-    if flat is None:
-        return torch.cat([_inverse_gdn(x[i : i + 1], gamma, beta) for i in range(n)])
-    norm = torch.addmm(beta.view(-1, 1), gamma, flat * flat)
-    return norm.sqrt_().mul_(flat).view(n, c, h, w)
+        return flat.mul_(norm.sqrt_()).view(n, h, w, c).permute(0, 3, 1, 2)
+    flat = x.reshape(n, c, h * w)
+    column = beta.view(-1, 1)
+    for i in range(n):
+        for s in range(0, h * w, _BLOCK):
+            block = flat[i, :, s : s + _BLOCK]
+            block.mul_(torch.addmm(column, gamma, block * block).sqrt_())
+    return x
