@@ -92,7 +92,7 @@ def _in_workers(pairs: list[tuple[Path, Path]], work, jobs: int):
 
     global _BATCH
     _BATCH = (work, pairs)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = max(1, len(os.sched_getaffinity(0)) // jobs)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
                              initializer=_worker_threads, initargs=(threads,)) as pool:
         futures = {pool.submit(_batch_item, i): src for i, (src, _) in enumerate(pairs)}
