@@ -17,7 +17,7 @@ from lic.cli.video import VIDEO_SUFFIXES
 from lic.errors import InputError, LicError
 
 _DEVICE_HELP = ("cpu, cuda or cuda:N. Both codecs decode with exact integer entropy models and float64 "
-                "synthesis on every device, so decoded pixels are the same on CPU and GPU.")
+                "synthesis on every device (unless --fast), so decoded pixels are the same on CPU and GPU.")
 _FAST_HELP = ("Images: run the hyperprior's synthesis in float32, several times faster; a few pixel values per "
               "million differ from the exact decode by one grey level, and may differ between machines. "
               "Clips always decode exactly.")

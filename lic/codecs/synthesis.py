@@ -42,7 +42,8 @@ class FastSynthesis:
         with torch.no_grad():
             for layer in g_s:
                 if isinstance(layer, nn.ConvTranspose2d):
-                    if layer.kernel_size != (5, 5) or layer.stride != (2, 2) or layer.padding != (2, 2):
+                    shape = (layer.kernel_size, layer.stride, layer.padding, layer.output_padding)
+                    if shape != ((5, 5), (2, 2), (2, 2), (1, 1)):
                         raise ValueError(f"g_s layer {layer} is not a 5x5 stride-2 transposed convolution")
                     weight = layer.weight.detach().to(device, self.dtype)
                     bias = layer.bias.detach().to(device, self.dtype).clone()
