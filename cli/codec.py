@@ -93,14 +93,15 @@ def _in_workers(pairs: list[tuple[Path, Path]], work, jobs: int):
     global _BATCH
     _BATCH = (work, pairs)
     threads = max(1, len(os.sched_getaffinity(0)) // jobs)
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_worker_threads, initargs=(threads,)) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_worker_threads, initargs=(threads,))
+    try:
         futures = {pool.submit(_batch_item, i): src for i, (src, _) in enumerate(pairs)}
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        finally:
-            _BATCH = ()
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:  # an error that is not a file's own (or ^C) stops the files not yet started
+        pool.shutdown(cancel_futures=True)
+        _BATCH = ()
 
 
 def _image_suffixes() -> set[str]:
