@@ -136,3 +136,16 @@ def test_parallel_batch_writes_what_one_process_writes_and_reports_each_failure(
         png = f"{name}.decoded.png"
         assert (tmp_path / "out1" / png).read_bytes() == (tmp_path / "out2" / png).read_bytes()
     assert not (tmp_path / "out2" / "s1.decoded.png").exists()
+
+
+def test_jobs_run_the_files_in_worker_processes_with_the_closure_as_it_is():
+    import os
+    from pathlib import Path
+
+    from lic.cli.codec import _in_workers
+
+    pairs = [(Path(f"in{i}"), Path(f"out{i}")) for i in range(4)]
+    results = dict(_in_workers(pairs, lambda src, dst: f"{src} {os.getpid()}", 2))  # a lambda: not picklable
+    assert sorted(results) == [src for src, _ in pairs]
+    assert all(ok and line.startswith(f"{src} ") for src, (ok, line) in results.items())
+    assert str(os.getpid()) not in {line.split()[1] for _, line in results.values()}
