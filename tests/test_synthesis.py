@@ -13,7 +13,7 @@ from helpers import SAMPLES
 from lic import models
 from lic.codecs.base import to_pixels
 from lic.codecs.hyperprior import MeanScaleHyperprior
-from lic.codecs.synthesis import FastSynthesis
+from lic.codecs.synthesis import Synthesis
 
 
 @pytest.mark.parametrize("exact, tolerance", [(True, 1e-12), (False, 1e-4)])
@@ -23,7 +23,7 @@ def test_prepared_synthesis_computes_the_trained_g_s(exact, tolerance):
     y_hat = torch.randn(2, 24, 40, 60, dtype=torch.float64) * 3  # two images, several column blocks
     with torch.no_grad():
         expected = g_s(y_hat)
-    got = FastSynthesis(g_s, exact)(y_hat)
+    got = Synthesis(g_s, exact)(y_hat)
     assert got.dtype == (torch.float64 if exact else torch.float32)
     assert (got.double() - expected).abs().max() < tolerance
 
@@ -37,7 +37,7 @@ def test_exact_synthesis_moves_no_pixel_of_a_shipped_model():
     y_hat = symbols["y"] + symbols["means"]
     with torch.no_grad():
         trained = codec.g_s(y_hat)
-    rewritten = FastSynthesis(codec.g_s, exact=True)(y_hat)
+    rewritten = Synthesis(codec.g_s, exact=True)(y_hat)
     assert not torch.equal(trained, rewritten)  # the sums are ordered differently ...
     assert torch.equal(to_pixels(trained), to_pixels(rewritten))  # ... and no pixel moves
 

@@ -46,7 +46,7 @@ import constriction
 from torch import Tensor, nn
 
 from lic.codecs.base import Encoded, to_input, to_pixels
-from lic.codecs.synthesis import FastSynthesis
+from lic.codecs.synthesis import Synthesis
 from lic.codecs.tiling import run_tiled
 from lic.entropy import CdfTables, decode_symbols, encode_symbols
 from lic.entropy.integer_net import IntegerNet, quantize_network
@@ -209,7 +209,7 @@ class HyperpriorCodec:
     family: ClassVar[str] = "hyperprior"
     has_fast_path: ClassVar[bool] = True  # decode(..., fast=True): g_s in float32
     stride = 64
-    tile = 32  # latents per tile side in g_a and g_s: 512x512 pixels, ~0.65 GB of float64 activations (N=128)
+    tile = 32  # latents per tile side in g_a: 512x512 pixels
     synthesis_tile = 48  # latents per tile side in g_s: 768x768 pixels, ~0.4 GB of float64 activations (N=128)
     hyper_tile = 16  # z cells per tile side in h_s: 1024x1024 pixels, ~0.2 GB of float64 activations
 
@@ -223,8 +223,9 @@ class HyperpriorCodec:
             getattr(net, part).load_state_dict(float_state(tensors, part))
         self.g_a = net.g_a.to(device).eval()
         self.h_a = net.h_a.to(device).eval()
-        self.g_s = net.g_s.to(device, torch.float64).eval()  # as trained; decoding runs `_synthesis`
-        self._synthesis = {True: FastSynthesis(net.g_s, True, device)}  # the float32 one when first asked for
+        self.g_s = net.g_s.to(device, torch.float64).eval()  # as trained; decoding runs `_exact` or `_fast`
+        self._exact = Synthesis(net.g_s, True, device)
+        self._fast: Synthesis | None = None  # made when first asked for
         self.h_s = IntegerNet.from_tensors(tensors, "h_s")
         self.z_tables = CdfTables.from_tensors(tensors, "z_tables")
         self.y_tables = CdfTables.from_tensors(tensors, "y_tables")
@@ -299,13 +300,13 @@ class HyperpriorCodec:
 
     @torch.no_grad()
     def synthesise(self, y_hat: Tensor, fast: bool = False) -> Tensor:
-        """8-bit pixels from y_hat, `tile` x `tile` latents at a time (memory per tile).
+        """8-bit pixels from y_hat, `synthesis_tile` x `synthesis_tile` latents at a time (memory per tile).
 
         `fast`: g_s in float32 (`lic.codecs.synthesis`): a few pixels per million can differ
         from the exact float64 decode by a grey level, and from one machine to another."""
-        if (not fast) not in self._synthesis:
-            self._synthesis[False] = FastSynthesis(self.g_s, False, self.device)
-        synthesis = self._synthesis[not fast]
+        if fast and self._fast is None:
+            self._fast = Synthesis(self.g_s, False, self.device)
+        synthesis = self._fast if fast else self._exact
         return run_tiled(lambda t: synthesis(t.to(self.device)), y_hat, 1, 16, self.synthesis_tile,
                          TRANSFORM_HALO, finish=lambda t: to_pixels(t).cpu())
 

@@ -31,7 +31,7 @@ _PHASE_TAPS = ((4, 2, 0), (None, 3, 1))
 _BLOCK = 2048  # output columns per block of the exact path
 
 
-class FastSynthesis:
+class Synthesis:
     """g_s (an `nn.Sequential` of 5x5 stride-2 `ConvTranspose2d` and inverse `GDN`) prepared
     for decoding in float64 (`exact`) or float32."""
 
