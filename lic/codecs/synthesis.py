@@ -57,17 +57,33 @@ class Synthesis:
                     self.layers.append(("igdn", gamma.contiguous(), beta.contiguous()))
                 else:
                     raise ValueError(f"g_s layer {layer} is not supported")
+        if self.layers[-1][0] not in ("taps", "deconv"):
+            raise ValueError("g_s must end with a transposed convolution")
 
     @torch.no_grad()
     def __call__(self, y_hat: Tensor) -> Tensor:
         x = y_hat.to(self.dtype).contiguous(memory_format=self.memory_format)
+        if self.dtype == torch.float64:
+            return self._exact(x)
         for kind, w, b in self.layers:
-            if kind == "taps":
-                x = _deconv_by_taps(x, w, b)
-            elif kind == "deconv":
+            if kind == "deconv":
                 x = F.conv_transpose2d(x, w, b, stride=2, padding=2, output_padding=1)
             else:
                 x = _inverse_gdn(x, w, b)
+        return x
+
+    def _exact(self, x: Tensor) -> Tensor:
+        """Every intermediate is kept inside the zero border the next layer's taps read, so
+        no layer copies its input into a padded one: each transposed convolution writes its
+        output there, and inverse GDN keeps the border zero (0 * sqrt(beta) = 0)."""
+        h, w = x.shape[-2:]
+        x = F.pad(x, (1, 1, 1, 2))
+        last = len(self.layers) - 1
+        for k, (kind, a, b) in enumerate(self.layers):
+            if kind == "taps":
+                x, h, w = _deconv_by_taps(x, h, w, a, b, padded_output=k < last)
+            else:
+                x = _inverse_gdn(x, a, b)
         return x
 
 
@@ -85,18 +101,22 @@ def phase_taps(weight: Tensor) -> Tensor:
     return out
 
 
-def _deconv_by_taps(x: Tensor, taps: Tensor, bias: Tensor) -> Tensor:
-    """The transposed convolution as a sum of matrix products, one per tap, each reading a
-    shifted window of the zero-padded input in place (no im2col or col2im buffer): rows of
-    the padded input are `wp` apart, so the window at offset (a, b) is the flat slice that
+def _deconv_by_taps(padded: Tensor, h: int, w: int, taps: Tensor, bias: Tensor,
+                    padded_output: bool) -> tuple[Tensor, int, int]:
+    """The transposed convolution of the h x w input held in `padded` ([n, c, h + 3, w + 2]:
+    one zero row above, two below, one zero column each side) as a sum of matrix products,
+    one per tap, each reading a shifted window of `padded` in place (no im2col or col2im
+    buffer): its rows are `wp` apart, so the window at offset (a, b) is the flat slice that
     starts at a * wp + b; its last two columns per row wrap around and are dropped. Columns
     are done `_BLOCK` at a time so that the accumulator stays in cache over the taps (every
-    output column is its own sum, so the blocks do not change any result)."""
-    n, c_in, h, w = x.shape
+    output column is its own sum, so the blocks do not change any result).
+
+    Returns the 2h x 2w output (with the bias), inside such a zero border if `padded_output`."""
+    n, c_in = padded.shape[:2]
     c_out = taps.shape[-2]
     wp, length = w + 2, h * (w + 2)
-    padded = F.pad(x, (1, 1, 1, 2)).reshape(n, c_in, -1)  # one extra row: the last window's overrun
-    out = x.new_empty(n, 2, 2, c_out, length)
+    flat = padded.reshape(n, c_in, -1)
+    out = padded.new_empty(n, 2, 2, c_out, length)
     for i in range(n):
         for s in range(0, length, _BLOCK):
             e = min(s + _BLOCK, length)
@@ -106,13 +126,21 @@ def _deconv_by_taps(x: Tensor, taps: Tensor, bias: Tensor) -> Tensor:
                             if ky is not None and kx is not None]
                     acc = out[i, dy, dx, :, s:e]
                     for j, (a, b) in enumerate(used):
-                        window = padded[i, :, a * wp + b + s : a * wp + b + e]
+                        window = flat[i, :, a * wp + b + s : a * wp + b + e]
                         if j == 0:
                             torch.mm(taps[dy, dx, a, b], window, out=acc)
                         else:
                             acc.addmm_(taps[dy, dx, a, b], window)
-    out = out.view(n, 2, 2, c_out, h, wp)[..., :w].permute(0, 3, 4, 1, 5, 2)
-    return out.reshape(n, c_out, 2 * h, 2 * w).add_(bias.view(1, -1, 1, 1))
+    phases = out.view(n, 2, 2, c_out, h, wp)[..., :w].permute(0, 3, 4, 1, 5, 2)  # [n, c, h, dy, w, dx]
+    if padded_output:
+        result = padded.new_empty(n, c_out, 2 * h + 3, 2 * w + 2)
+        for border in (result[:, :, 0], result[:, :, 2 * h + 1 :], result[..., 0], result[..., 2 * w + 1 :]):
+            border.zero_()
+        inner = result[:, :, 1 : 2 * h + 1, 1 : 2 * w + 1]
+    else:
+        result = inner = padded.new_empty(n, c_out, 2 * h, 2 * w)
+    torch.add(phases, bias.view(1, -1, 1, 1, 1, 1), out=inner.view(n, c_out, h, 2, w, 2))
+    return result, 2 * h, 2 * w
 
 
 def _inverse_gdn(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
