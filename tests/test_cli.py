@@ -114,3 +114,38 @@ def test_outputs_get_ordinary_permissions(photo, tiny_model):
     mask = os.umask(0)
     os.umask(mask)
     assert photo.with_suffix(".lic").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_parallel_batch_writes_what_one_process_writes_and_reports_each_failure(tmp_path, tiny_model):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i in range(4):
+        Image.fromarray(photo_like(40 + 8 * i, 56, seed=i)).save(shots / f"s{i}.png")
+    for jobs in (1, 2):
+        r = lic("encode", shots, "-q", 2, "--model", tiny_model, "-o", tmp_path / f"coded{jobs}", "-j", jobs)
+        assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in (tmp_path / "coded1").iterdir())
+    assert names == [f"s{i}.lic" for i in range(4)]
+    for name in names:
+        assert (tmp_path / "coded1" / name).read_bytes() == (tmp_path / "coded2" / name).read_bytes()
+    (tmp_path / "coded2" / "s1.lic").write_bytes(b"LIC damaged")
+    for jobs in (1, 2):
+        r = lic("decode", tmp_path / "coded2", "-o", tmp_path / f"out{jobs}", "--model", tiny_model, "-j", jobs)
+        assert r.exit_code == 1 and "1 of 4 files failed" in r.output and "s1.lic" in r.output
+    for name in ("s0", "s2", "s3"):
+        png = f"{name}.decoded.png"
+        assert (tmp_path / "out1" / png).read_bytes() == (tmp_path / "out2" / png).read_bytes()
+    assert not (tmp_path / "out2" / "s1.decoded.png").exists()
+
+
+def test_jobs_run_the_files_in_worker_processes_with_the_closure_as_it_is():
+    import os
+    from pathlib import Path
+
+    from lic.cli.codec import _in_workers
+
+    pairs = [(Path(f"in{i}"), Path(f"out{i}")) for i in range(4)]
+    results = dict(_in_workers(pairs, lambda src, dst: f"{src} {os.getpid()}", 2))  # a lambda: not picklable
+    assert sorted(results) == [src for src, _ in pairs]
+    assert all(ok and line.startswith(f"{src} ") for src, (ok, line) in results.items())
+    assert str(os.getpid()) not in {line.split()[1] for _, line in results.values()}

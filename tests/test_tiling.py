@@ -26,6 +26,8 @@ def _image(height: int = 200, width: int = 330) -> np.ndarray:
 def _codec(model: str, quality: int, tile: int):
     codec = copy.copy(models.load_codec(models.find(model, quality).path, "cpu", quality))
     codec.tile = tile
+    if model == "hyperprior":  # its synthesis has a tile size of its own
+        codec.synthesis_tile = tile
     return codec
 
 

@@ -19,6 +19,8 @@ How decoding stays identical on every machine (the scheme the tests check):
    ever derives different ones, it stops with a clear error instead of producing garbage.
 4. g_s runs in float64. Its rounding errors (~1e-16) only matter if a pixel lies within
    ~1e-13 of a rounding boundary, so decoded pixels match across machines in practice.
+   (`decode(..., fast=True)` runs g_s in float32 instead; entropy decoding is the same
+   exact integer arithmetic, so only pixel values move, never the decoded symbols.)
 
 Training uses the float network (`MeanScaleHyperprior`) with CompressAI's layers and
 likelihoods; `export` turns a trained network into the tensors stored in a model file, and
@@ -44,6 +46,7 @@ import constriction
 from torch import Tensor, nn
 
 from lic.codecs.base import Encoded, to_input, to_pixels
+from lic.codecs.synthesis import Synthesis
 from lic.codecs.tiling import run_tiled
 from lic.entropy import CdfTables, decode_symbols, encode_symbols
 from lic.entropy.coder import check_consumed, stream_decoder
@@ -205,8 +208,10 @@ class HyperpriorCodec:
     """Runs an exported hyperprior: `encode` to streams, `decode` back to pixels."""
 
     family: ClassVar[str] = "hyperprior"
+    has_fast_path: ClassVar[bool] = True  # decode(..., fast=True): g_s in float32
     stride = 64
-    tile = 32  # latents per tile side in g_a and g_s: 512x512 pixels, ~0.65 GB of float64 activations (N=128)
+    tile = 32  # latents per tile side in g_a: 512x512 pixels
+    synthesis_tile = 48  # latents per tile side in g_s: 768x768 pixels, ~0.4 GB of float64 activations (N=128)
     hyper_tile = 16  # z cells per tile side in h_s: 1024x1024 pixels, ~0.2 GB of float64 activations
 
     def __init__(self, tensors: dict[str, Tensor], config: dict, device: torch.device) -> None:
@@ -219,7 +224,9 @@ class HyperpriorCodec:
             getattr(net, part).load_state_dict(float_state(tensors, part))
         self.g_a = net.g_a.to(device).eval()
         self.h_a = net.h_a.to(device).eval()
-        self.g_s = net.g_s.to(device, torch.float64).eval()
+        self.g_s = net.g_s.to(device, torch.float64).eval()  # as trained; decoding runs `_exact` or `_fast`
+        self._exact = Synthesis(net.g_s, True, device)
+        self._fast: Synthesis | None = None  # made when first asked for
         self.h_s = IntegerNet.from_tensors(tensors, "h_s")
         self.z_tables = CdfTables.from_tensors(tensors, "z_tables")
         self.y_tables = CdfTables.from_tensors(tensors, "y_tables")
@@ -293,14 +300,20 @@ class HyperpriorCodec:
         return {"z": z_symbols, "y": torch.from_numpy(y).to(torch.float64), "index": index, "means": means}
 
     @torch.no_grad()
-    def synthesise(self, y_hat: Tensor) -> Tensor:
-        """8-bit pixels from y_hat, `tile` x `tile` latents at a time (memory per tile)."""
-        return run_tiled(lambda t: self.g_s(t.to(self.device, torch.float64)), y_hat, 1, 16, self.tile,
+    def synthesise(self, y_hat: Tensor, fast: bool = False) -> Tensor:
+        """8-bit pixels from y_hat, `synthesis_tile` x `synthesis_tile` latents at a time (memory per tile).
+
+        `fast`: g_s in float32 (`lic.codecs.synthesis`): a few pixels per million can differ
+        from the exact float64 decode by a grey level, and from one machine to another."""
+        if fast and self._fast is None:
+            self._fast = Synthesis(self.g_s, False, self.device)
+        synthesis = self._fast if fast else self._exact
+        return run_tiled(lambda t: synthesis(t.to(self.device)), y_hat, 1, 16, self.synthesis_tile,
                          TRANSFORM_HALO, finish=lambda t: to_pixels(t).cpu())
 
-    def decode(self, encoded: Encoded, height: int, width: int) -> Tensor:
+    def decode(self, encoded: Encoded, height: int, width: int, fast: bool = False) -> Tensor:
         s = self.decode_symbols(encoded, height, width)
-        return self.synthesise(s.pop("y").add_(s.pop("means")))  # in place: one latent-sized array less
+        return self.synthesise(s.pop("y").add_(s.pop("means")), fast)  # in place: one latent-sized array less
 
 
 def _range_coded(values: Tensor, table_ids: Tensor, tables: CdfTables) -> bytes:
