@@ -212,6 +212,9 @@ class HyperpriorCodec:
         N, M = int(config["N"]), int(config["M"])
         self.M = M
         self.quality = int(config["quality"])
+        # The rate-distortion weight the model was trained for (loss λ·255²·MSE + bpp):
+        # what `lic.codecs.refine` optimises a file's latents for.
+        self.lmbda = float(config["lambda"]) if "lambda" in config else None
         self.device = device
         net = MeanScaleHyperprior(N, M)
         for part in ("g_a", "h_a", "g_s"):  # integer weights are widened once, here
@@ -249,9 +252,19 @@ class HyperpriorCodec:
         return index, means, digest.digest()
 
     @torch.no_grad()
+    def latents(self, x: Tensor) -> Tensor:
+        """g_a's y for x (float32, on the CPU): what `analyse` quantises, or what
+        `lic.codecs.refine` starts from."""
+        return run_tiled(lambda t: self.g_a(to_input(t).to(self.device)), x, 16, 1, self.tile, TRANSFORM_HALO)
+
     def analyse(self, x: Tensor) -> dict[str, Tensor]:
         """Everything the encoder decides: z and y symbols, table indices, means."""
-        y = run_tiled(lambda t: self.g_a(to_input(t).to(self.device)), x, 16, 1, self.tile, TRANSFORM_HALO)
+        return self.analyse_latents(self.latents(x))
+
+    @torch.no_grad()
+    def analyse_latents(self, y: Tensor) -> dict[str, Tensor]:
+        """The symbols, table indices, means and digest for latents y: z = h_a(y) rounded,
+        then y rounded against the means the integer h_s derives from z."""
         z = self.h_a(y.to(self.device)).to("cpu", torch.float64)
         z_symbols = torch.round(z - self.z_medians16 * Z_STEP)
         index, means, digest = self._entropy_parameters(z_symbols)
@@ -260,6 +273,11 @@ class HyperpriorCodec:
 
     def encode(self, x: Tensor) -> Encoded:
         return self._streams(self.analyse(x))
+
+    def streams(self, a: dict[str, Tensor]) -> Encoded:
+        """The streams of an analysis (`analyse`, `analyse_latents` or a refined one); `a` is
+        left as it was."""
+        return self._streams(dict(a))
 
     def encode_reconstruct(self, x: Tensor) -> tuple[Encoded, Tensor]:
         """The streams and the 8-bit pixels a decoder will produce from them (closed-loop video

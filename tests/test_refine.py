@@ -1,0 +1,76 @@
+"""Encoder effort (`lic.codecs.refine`): refined latents make ordinary, smaller-cost files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import lic
+from helpers import photo_like
+from lic import models
+from lic.api import as_pixels
+from lic.codecs.refine import Refiner, coded_bits
+from lic.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def shipped_q2():
+    return models.load_codec(models.find("hyperprior", 2).path, "cpu", 2)
+
+
+def _cost(data: bytes, rgb: np.ndarray, lmbda: float) -> float:
+    """The model's own objective λ·255²·MSE + bpp, from a file's bytes and its decoded pixels."""
+    decoded = np.asarray(lic.decompress(data).convert("RGB")).astype(np.float64)
+    mse = np.mean((decoded - rgb.astype(np.float64)) ** 2)
+    return lmbda * mse + 8 * len(data) / (rgb.shape[0] * rgb.shape[1])
+
+
+def test_effort_0_writes_todays_bytes():
+    rgb = photo_like(70, 90, seed=3)
+    assert lic.compress(rgb, quality=2, effort=0) == lic.compress(rgb, quality=2)
+
+
+def test_effort_1_lowers_the_models_own_cost_of_a_decodable_file(shipped_q2):
+    rgb = photo_like(64, 128, seed=1)
+    torch.manual_seed(0)
+    plain = lic.compress(rgb, quality=2)
+    refined = lic.compress(rgb, quality=2, effort=1)
+    assert refined != plain
+    assert _cost(refined, rgb, shipped_q2.lmbda) < _cost(plain, rgb, shipped_q2.lmbda)
+
+
+def test_progress_reports_rising_steps_with_rate_and_psnr():
+    steps = []
+    lic.compress(photo_like(64, 64, seed=2), quality=2, effort=1, progress=steps.append)
+    assert steps and [s.step for s in steps] == sorted({s.step for s in steps})
+    assert all(s.step <= s.total and s.bpp > 0 and 10 < s.psnr < 60 for s in steps)
+
+
+def test_table_bit_costs_match_the_range_coded_size(shipped_q2):
+    x = as_pixels(photo_like(128, 192, seed=4))
+    a = shipped_q2.analyse(x)
+    refiner = Refiner(shipped_q2)
+    y_bits = float(coded_bits(a["y"], a["index"], refiner.y_bits))
+    coded = shipped_q2.streams(a).streams
+    assert abs(len(coded[1]) * 8 - y_bits) <= 64 + 0.01 * y_bits
+    assert abs(len(coded[0]) * 8 - refiner.z_bits_of(a)) <= 64 + 0.01 * len(coded[0]) * 8
+
+
+def test_out_of_range_rates_are_flagged_by_coded_bits(shipped_q2):
+    """A value far outside its table costs its escape too, so refinement never drifts there."""
+    index = torch.full((1, 1, 1, 2), 10, dtype=torch.uint8)
+    refiner = Refiner(shipped_q2)
+    near, far = (float(coded_bits(torch.tensor([[[[0.0, v]]]]), index, refiner.y_bits)) for v in (1.0, 5000.0))
+    assert far > near + 10
+
+
+@pytest.mark.parametrize("effort", [-1, 4])
+def test_effort_out_of_range_is_an_input_error(effort):
+    with pytest.raises(InputError, match="effort must be 0..3"):
+        lic.compress(photo_like(64, 64), quality=2, effort=effort)
+
+
+def test_effort_needs_a_model_with_a_lambda(tiny_model):
+    with pytest.raises(InputError, match="records its lambda"):
+        lic.compress(photo_like(64, 64), quality=2, model=str(tiny_model), effort=1)
