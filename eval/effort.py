@@ -1,11 +1,11 @@
 """Effort sweep: real .lic files of each image at each quality and effort, one CSV row each.
 
-    python -m lic.eval.effort IMAGES... --quality 4 --efforts 0,3 --device cuda --csv rows.csv
+    python -m lic.eval.effort IMAGES... --quality 4 --efforts 0,3 --device cuda --csv rows.csv [--shard 0/2]
     python -m lic.eval.effort --summary rows.csv
 
 Rows are appended as they are measured and already measured (image, quality, effort) rows are
 skipped, so a sweep cut short by a deadline keeps what it did and resumes where it stopped;
-several processes (one per quality) may append to the same file. Each row's PSNR is measured
+several processes (one per quality, or per `--shard` of the images) may append to the same file. Each row's PSNR is measured
 on the pixels `lic.decompress` gives for the written bytes, not on the encoder's own estimate.
 `--summary` prints the BD-rate (RGB PSNR, real file sizes) of each effort against effort 0
 over the images every effort and quality covers, and the mean seconds per megapixel.
@@ -95,11 +95,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--csv", type=Path, default=Path("effort.csv"))
     parser.add_argument("--summary", type=Path)
+    parser.add_argument("--shard", default="0/1", help="i/n: every n-th image from the i-th (one process each)")
     args = parser.parse_args()
     if args.summary:
         print(summary(args.summary))
         return
     files = sorted(p for a in args.images for p in ([a] if a.is_file() else sorted(a.glob("*.png"))))
+    shard, shards = (int(n) for n in args.shard.split("/"))
+    files = files[shard::shards]
     sweep(files, [int(q) for q in args.quality.split(",")], [int(e) for e in args.efforts.split(",")],
           args.device, args.csv)
 

@@ -74,3 +74,26 @@ def test_effort_out_of_range_is_an_input_error(effort):
 def test_effort_needs_a_model_with_a_lambda(tiny_model):
     with pytest.raises(InputError, match="records its lambda"):
         lic.compress(photo_like(64, 64), quality=2, model=str(tiny_model), effort=1)
+
+
+def test_the_float_h_s_copy_follows_the_integer_h_s(shipped_q2):
+    """The joint (y, z) rounds steer z through `soft_h_s`: it must give the integer network's
+    outputs up to its roundings (scale indices within a step, means within a few 1/16)."""
+    from lic.codecs.hyperprior import Z_STEP
+    from lic.codecs.refine import float_layers, soft_h_s
+
+    a = shipped_q2.analyse(as_pixels(photo_like(128, 128, seed=5)))
+    z16 = a["z"] / Z_STEP + shipped_q2.z_medians16
+    exact = shipped_q2.h_s(z16)
+    soft = soft_h_s(float_layers(shipped_q2.h_s, torch.device("cpu")), z16.float()).double()
+    M = shipped_q2.M
+    inside = (exact[:, :M] > 0) & (exact[:, :M] < 63)  # the codec clips indices to the table
+    assert (soft[:, :M] - exact[:, :M])[inside].abs().max() < 1.5
+    assert (soft[:, M:] - exact[:, M:]).abs().quantile(0.99) < 4
+
+
+def test_effort_2_joint_rounds_write_files_that_decode_to_a_lower_cost(shipped_q2):
+    rgb = photo_like(64, 64, seed=6)
+    torch.manual_seed(0)
+    refined = lic.compress(rgb, quality=2, effort=2)
+    assert _cost(refined, rgb, shipped_q2.lmbda) < _cost(lic.compress(rgb, quality=2), rgb, shipped_q2.lmbda)

@@ -266,9 +266,13 @@ class HyperpriorCodec:
         """The symbols, table indices, means and digest for latents y: z = h_a(y) rounded,
         then y rounded against the means the integer h_s derives from z."""
         z = self.h_a(y.to(self.device)).to("cpu", torch.float64)
-        z_symbols = torch.round(z - self.z_medians16 * Z_STEP)
+        return self.analyse_symbols(torch.round(z - self.z_medians16 * Z_STEP), y)
+
+    @torch.no_grad()
+    def analyse_symbols(self, z_symbols: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """The analysis for given z symbols: y rounded against the means they give."""
         index, means, digest = self._entropy_parameters(z_symbols)
-        y_symbols = y.to("cpu", torch.float64).sub_(means).round_()
+        y_symbols = y.to("cpu", torch.float64, copy=True).sub_(means).round_()
         return {"z": z_symbols, "y": y_symbols, "index": index, "means": means, "digest": digest}
 
     def encode(self, x: Tensor) -> Encoded:

@@ -34,11 +34,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lic.codecs.base import Encoded, to_input, to_pixels
-from lic.codecs.hyperprior import HyperpriorCodec, scale_table
+from lic.codecs.hyperprior import MEAN_STEP, SCALE_LEVELS, SCALE_LOG_STEP, SCALE_MIN, Z_STEP, HyperpriorCodec, scale_table
 from lic.entropy import CdfTables
+from lic.entropy.integer_net import IntegerLayer, IntegerNet
 
-#: Adam steps per round of each effort level (0: g_a's latents, today's encoder).
-EFFORT_ROUNDS: dict[int, tuple[int, ...]] = {0: (), 1: (60,), 2: (200,), 3: (400, 150)}
+#: The rounds of each effort level (0: g_a's latents, today's encoder): which latents a round
+#: optimises ("yz" both, through the float copy of h_s; "y" with z, so the tables, fixed)
+#: and its Adam steps.
+EFFORT_ROUNDS: dict[int, tuple[tuple[str, int], ...]] = {
+    0: (), 1: (("y", 60),), 2: (("yz", 150), ("y", 50)), 3: (("yz", 350), ("y", 150)),
+}
 MAX_EFFORT = max(EFFORT_ROUNDS)
 LEARNING_RATE = 0.02
 TAU_START, TAU_END = 0.5, 0.02  # SGA temperature, annealed geometrically over a round
@@ -76,8 +81,13 @@ def table_bits(tables: CdfTables, device: torch.device) -> tuple[Tensor, Tensor,
 
 def coded_bits(symbols: Tensor, index: Tensor, bits: tuple[Tensor, Tensor, Tensor]) -> Tensor:
     """Bits of integer `symbols` coded with tables `index` (the range coder's cost to within
-    its few bytes of overhead): a value out of its table's range costs the overflow bin plus
-    its Elias-gamma escape."""
+    its few bytes of overhead)."""
+    return element_bits(symbols, index, bits).sum()
+
+
+def element_bits(symbols: Tensor, index: Tensor, bits: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    """Bits of each integer symbol; a value out of its table's range costs the overflow bin
+    plus its Elias-gamma escape."""
     table, offset, n = bits
     idx = index.long()
     sym = symbols.long() - offset[idx]
@@ -86,7 +96,7 @@ def coded_bits(symbols: Tensor, index: Tensor, bits: tuple[Tensor, Tensor, Tenso
     direct = table[idx, torch.where(inside, sym, count)]
     escaped = torch.where(sym < 0, -2 * sym - 1, 2 * (sym - count)).clamp(min=0)
     gamma = math.log2(24) + torch.floor(torch.log2(escaped.double() + 1))
-    return (direct + torch.where(inside, 0.0, gamma)).sum()
+    return direct + torch.where(inside, 0.0, gamma)
 
 
 def sga_round(v: Tensor, tau: float) -> Tensor:
@@ -97,6 +107,43 @@ def sga_round(v: Tensor, tau: float) -> Tensor:
     logits = torch.stack([-torch.atanh(r), -torch.atanh(1 - r)], dim=-1) / tau
     weight = F.gumbel_softmax(logits, tau=tau, hard=False)[..., 1]
     return lower + weight
+
+
+def soft_table_bits(soft: Tensor, index: Tensor, bits: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    """Bits of a soft-rounded value: the table's costs at its floor and ceiling, interpolated
+    (the expected cost of the stochastic rounding SGA draws)."""
+    lower = torch.floor(soft).detach()
+    below, above = element_bits(lower, index, bits), element_bits(lower + 1, index, bits)
+    return (below + (soft - lower) * (above - below).to(soft.dtype)).sum()
+
+
+def soft_h_s(layers: list[tuple[Tensor, Tensor, Tensor, IntegerLayer]], z16: Tensor) -> Tensor:
+    """The integer h_s without its roundings: a differentiable float copy that moves with it.
+
+    layers: per integer layer, its weight, bias and scale (multiplier / 2**shift) as float
+    tensors on z16's device, and the layer for its geometry and clip."""
+    x = z16
+    for weight, bias, scale, layer in layers:
+        if layer.transposed:
+            x = F.conv_transpose2d(x, weight, bias, stride=layer.stride, padding=layer.padding,
+                                   output_padding=layer.output_padding)
+        else:
+            x = F.conv2d(x, weight, bias, stride=layer.stride, padding=layer.padding)
+        x = x * scale
+        if layer.clip is not None:
+            x = x.clamp(0, layer.clip)
+    return x
+
+
+def float_layers(net: IntegerNet, device: torch.device) -> list[tuple[Tensor, Tensor, Tensor, IntegerLayer]]:
+    """The tensors `soft_h_s` runs `net`'s layers with."""
+    out = []
+    for layer in net.layers:
+        multiplier = layer.multiplier.double() if layer.multiplier is not None else torch.ones(layer.shift.shape)
+        scale = multiplier * torch.exp2(-layer.shift.double())
+        out.append((layer.weight.to(device, torch.float32), layer.bias.to(device, torch.float32),
+                    scale.to(device, torch.float32).view(1, -1, 1, 1), layer))
+    return out
 
 
 def gaussian_bits(v: Tensor, scales: Tensor) -> Tensor:
@@ -118,8 +165,10 @@ class Refiner:
         self.device = codec.device
         self.lmbda = codec.lmbda
         self.g_s = copy.deepcopy(codec.g_s).to(self.device, torch.float32).requires_grad_(False)
+        self.h_s = float_layers(codec.h_s, self.device)
         self.y_bits = table_bits(codec.y_tables, self.device)
-        self.z_bits = table_bits(codec.z_tables, torch.device("cpu"))
+        self.z_bits = table_bits(codec.z_tables, self.device)
+        self.z_medians16 = codec.z_medians16.to(self.device, torch.float32)
         self.scales = scale_table().to(self.device, torch.float32)
 
     def encode(self, x: Tensor, height: int, width: int, effort: int,
@@ -128,9 +177,12 @@ class Refiner:
         return self.codec.streams(self.refine(x, height, width, effort, progress))
 
     def z_bits_of(self, a: dict[str, Tensor]) -> float:
-        channels = torch.arange(a["z"].shape[1]).view(1, -1, 1, 1).expand_as(a["z"])
-        return float(coded_bits(a["z"], channels, self.z_bits))
+        return float(coded_bits(a["z"].to(self.device), self._z_channels(a["z"]), self.z_bits))
 
+    def _z_channels(self, z: Tensor) -> Tensor:
+        return torch.arange(z.shape[1], device=self.device).view(1, -1, 1, 1).expand(z.shape)
+
+    @torch.no_grad()
     def refine(self, x: Tensor, height: int, width: int, effort: int,
                progress: Progress | None = None) -> dict[str, Tensor]:
         """The best analysis found for 8-bit pixels x [1, 3, H, W] (H, W multiples of 64),
@@ -142,19 +194,23 @@ class Refiner:
         if effort == 0:
             return best
         target = to_input(x[..., :height, :width]).to(self.device)
-        pixels8 = x[..., :height, :width]
-        candidates = [best]
-        rounds = EFFORT_ROUNDS[effort]
-        done, total = 0, sum(rounds)
-        a, start = best, y.double() - best["means"]
-        for steps in rounds:
-            symbols = self._round(a, start, target, steps, done, total, progress)
-            done += steps
-            candidates.append({**a, "y": symbols})  # same z: its digest stays valid
-            y_hat = symbols + a["means"]
-            a = self.codec.analyse_latents(y_hat.float())
+        z = self.codec.h_a(y.to(self.device)).float() - self.z_medians16 * Z_STEP
+        y = y.to(self.device, torch.float32)
+        candidates, a = [best], best
+        done, total = 0, sum(steps for _, steps in EFFORT_ROUNDS[effort])
+        for kind, steps in EFFORT_ROUNDS[effort]:
+            with torch.enable_grad():
+                if kind == "yz":
+                    y, z_symbols = self._joint_round(y, z, target, steps, done, total, progress)
+                    a = self.codec.analyse_symbols(z_symbols.to("cpu", torch.float64), y)
+                    z = z_symbols.float()
+                else:
+                    symbols = self._y_round(a, y, target, steps, done, total, progress)
+                    a = {**a, "y": symbols}  # same z: its digest stays valid
+                    y = (symbols + a["means"]).to(self.device, torch.float32)
             candidates.append(a)
-            start = y_hat - a["means"]
+            done += steps
+        pixels8 = x[..., :height, :width]
         costs = [self.real_cost(c, pixels8) for c in candidates]
         return candidates[min(range(len(costs)), key=costs.__getitem__)]
 
@@ -167,43 +223,109 @@ class Refiner:
         mse = (decoded.double() - pixels8.double()).pow(2).mean().item()
         return self.lmbda * mse + 8 * nbytes / (h * w)
 
-    def _round(self, a: dict[str, Tensor], start: Tensor, target: Tensor, steps: int, done: int,
-               total: int, progress: Progress | None) -> Tensor:
-        """One round of SGA from y − μ = `start`, z fixed; returns the best hard-rounded
-        symbols found (float64, on the CPU)."""
+    def _loss(self, y_hat: Tensor, target: Tensor, bits: Tensor) -> Tensor:
         h, w = target.shape[-2:]
-        pixels = h * w
+        mse = (self.g_s(y_hat)[..., :h, :w] - target).pow(2).mean()
+        return self.lmbda * 255**2 * mse + bits / (h * w)
+
+    def _score(self, y_hat: Tensor, target: Tensor, bits: float) -> tuple[float, float, float]:
+        """(λ·255²·MSE + bpp, bpp, MSE) of hard latents, from 8-bit pixels and table bits."""
+        h, w = target.shape[-2:]
+        decoded = to_pixels(self.g_s(y_hat)[..., :h, :w]).float()
+        mse = (decoded - target * 255).pow(2).mean().item()
+        bpp = bits / (h * w)
+        return self.lmbda * mse + bpp, bpp, mse
+
+    def _y_round(self, a: dict[str, Tensor], y: Tensor, target: Tensor, steps: int, done: int,
+                 total: int, progress: Progress | None) -> Tensor:
+        """SGA on y − μ with z (so μ and the tables) fixed, from y; returns the best
+        hard-rounded symbols found (float64, on the CPU)."""
         means = a["means"].to(self.device, torch.float32)
         index = a["index"].to(self.device)
         scales = self.scales[index.long()]
         z_bits = self.z_bits_of(a)
-        v = start.to(self.device, torch.float32).requires_grad_(True)
+        v = (y - means).detach().requires_grad_(True)
         optimizer = torch.optim.Adam([v], lr=LEARNING_RATE)
-        best_v, best_score, since_best = a["y"].to(self.device, torch.float32), math.inf, 0
+        best, tracker = torch.round(v.detach()), _Tracker(steps, done, total, progress)
         for step in range(steps):
-            tau = TAU_START * (TAU_END / TAU_START) ** (step / max(steps - 1, 1))
-            soft = sga_round(v, tau)
-            x_hat = self.g_s(soft + means)[..., :h, :w]
-            mse = (x_hat - target).pow(2).mean()
-            loss = self.lmbda * 255**2 * mse + gaussian_bits(soft, scales) / pixels
+            soft = sga_round(v, _tau(step, steps))
+            loss = self._loss(soft + means, target, gaussian_bits(soft, scales))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if (step + 1) % SCORE_EVERY and step + 1 != steps:
+            if not tracker.due(step):
                 continue
             with torch.no_grad():
                 hard = torch.round(v)
-                decoded = to_pixels(self.g_s(hard + means)[..., :h, :w]).float()
-                mse8 = (decoded - target * 255).pow(2).mean().item()
-                bpp = (float(coded_bits(hard, index, self.y_bits)) + z_bits) / pixels
-                score = self.lmbda * mse8 + bpp
-            if score < best_score:
-                best_v, best_score, since_best = hard.clone(), score, 0
-            else:
-                since_best += 1
-            if progress is not None:
-                psnr = 10 * math.log10(255**2 / max(mse8, 1e-10))
-                progress(Step(done + step + 1, total, bpp, psnr))
-            if since_best >= PATIENCE and step >= steps // 2:
+                score = self._score(hard + means, target, float(coded_bits(hard, index, self.y_bits)) + z_bits)
+            if tracker.better(step, score):
+                best = hard.clone()
+            if tracker.stop(step):
                 break
-        return best_v.to("cpu", torch.float64)
+        return best.to("cpu", torch.float64)
+
+    def _joint_round(self, y: Tensor, z: Tensor, target: Tensor, steps: int, done: int, total: int,
+                     progress: Progress | None) -> tuple[Tensor, Tensor]:
+        """SGA on z − median and on y − μ(z) together, μ and the scales from the float copy
+        of h_s; returns the best (y, z symbols) found, scored through the exact integer h_s."""
+        y = y.detach().clone().requires_grad_(True)
+        z = z.detach().clone().requires_grad_(True)
+        channels = self._z_channels(z)
+        M = self.codec.M
+        optimizer = torch.optim.Adam([y, z], lr=LEARNING_RATE)
+        best, tracker = (y.detach().clone(), torch.round(z.detach())), _Tracker(steps, done, total, progress)
+        for step in range(steps):
+            tau = _tau(step, steps)
+            z_soft = sga_round(z, tau)
+            out = soft_h_s(self.h_s, z_soft / Z_STEP + self.z_medians16)
+            index, means = out[:, :M].clamp(0, SCALE_LEVELS - 1), out[:, M:] * MEAN_STEP
+            scales = SCALE_MIN * torch.exp(SCALE_LOG_STEP * index)
+            v = sga_round(y - means, tau)
+            bits = gaussian_bits(v, scales) + soft_table_bits(z_soft, channels, self.z_bits)
+            loss = self._loss(v + means, target, bits)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if not tracker.due(step):
+                continue
+            with torch.no_grad():
+                z_hard = torch.round(z)
+                a = self.codec.analyse_symbols(z_hard.to("cpu", torch.float64), y.detach())
+                y_hat = (a["y"] + a["means"]).to(self.device, torch.float32)
+                bits = float(coded_bits(a["y"].to(self.device), a["index"].to(self.device), self.y_bits))
+                score = self._score(y_hat, target, bits + self.z_bits_of(a))
+            if tracker.better(step, score):
+                best = (y.detach().clone(), z_hard)
+            if tracker.stop(step):
+                break
+        return best
+
+
+def _tau(step: int, steps: int) -> float:
+    """SGA's temperature: from TAU_START down to TAU_END, geometrically over a round."""
+    return TAU_START * (TAU_END / TAU_START) ** (step / max(steps - 1, 1))
+
+
+class _Tracker:
+    """When a round scores its hard-rounded latents, whether a score is its best so far, when
+    it stops early, and the progress reports."""
+
+    def __init__(self, steps: int, done: int, total: int, progress: Progress | None) -> None:
+        self.steps, self.done, self.total, self.progress = steps, done, total, progress
+        self.best, self.since_best = math.inf, 0
+
+    def due(self, step: int) -> bool:
+        return (step + 1) % SCORE_EVERY == 0 or step + 1 == self.steps
+
+    def better(self, step: int, score: tuple[float, float, float]) -> bool:
+        cost, bpp, mse = score
+        if self.progress is not None:
+            self.progress(Step(self.done + step + 1, self.total, bpp, 10 * math.log10(255**2 / max(mse, 1e-10))))
+        if cost < self.best:
+            self.best, self.since_best = cost, 0
+            return True
+        self.since_best += 1
+        return False
+
+    def stop(self, step: int) -> bool:
+        return self.since_best >= PATIENCE and step >= self.steps // 2
