@@ -36,9 +36,12 @@ def _done(path: Path) -> set[tuple[str, int, int]]:
 
 
 def sweep(images: list[Path], qualities: list[int], efforts: list[int], device: str, out: Path) -> None:
+    try:  # exclusive create: of several processes starting together, one writes the header
+        with out.open("x") as f:
+            f.write(",".join(FIELDS) + "\n")
+    except FileExistsError:
+        pass
     done, warm = _done(out), set()
-    if not out.exists():
-        out.write_text(",".join(FIELDS) + "\n")
     for image in images:
         source = load_image(image)
         pixels = source.width * source.height
@@ -47,7 +50,8 @@ def sweep(images: list[Path], qualities: list[int], efforts: list[int], device: 
                 if (image.name, quality, effort) in done:
                     continue
                 if quality not in warm:  # the model is loaded (and the GPU warmed up) before timing
-                    lic.compress(source, quality=quality, device=device, effort=max(efforts))
+                    lic.compress(np.ascontiguousarray(source.rgb[:128, :128]), quality=quality, device=device,
+                                 effort=max(efforts))
                     warm.add(quality)
                 start = time.perf_counter()
                 data = lic.compress(source, quality=quality, device=device, effort=effort)
@@ -62,6 +66,8 @@ def sweep(images: list[Path], qualities: list[int], efforts: list[int], device: 
 def summary(path: Path) -> str:
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
+    if not rows:
+        return f"{path}: no rows yet"
     efforts = sorted({int(r["effort"]) for r in rows})
     qualities = sorted({int(r["quality"]) for r in rows})
     by_image: dict[str, dict[tuple[int, int], dict]] = {}

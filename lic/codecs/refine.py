@@ -267,7 +267,7 @@ class Refiner:
     def _joint_round(self, y: Tensor, z: Tensor, target: Tensor, steps: int, done: int, total: int,
                      progress: Progress | None) -> tuple[Tensor, Tensor]:
         """SGA on z − median and on y − μ(z) together, μ and the scales from the float copy
-        of h_s; returns the best (y, z symbols) found, scored through the exact integer h_s."""
+        of h_s; returns the best (y, z symbols) found."""
         y = y.detach().clone().requires_grad_(True)
         z = z.detach().clone().requires_grad_(True)
         channels = self._z_channels(z)
@@ -288,12 +288,14 @@ class Refiner:
             optimizer.step()
             if not tracker.due(step):
                 continue
-            with torch.no_grad():
-                z_hard = torch.round(z)
-                a = self.codec.analyse_symbols(z_hard.to("cpu", torch.float64), y.detach())
-                y_hat = (a["y"] + a["means"]).to(self.device, torch.float32)
-                bits = float(coded_bits(a["y"].to(self.device), a["index"].to(self.device), self.y_bits))
-                score = self._score(y_hat, target, bits + self.z_bits_of(a))
+            with torch.no_grad():  # scored with the float h_s rounded (the exact one runs on
+                z_hard = torch.round(z)  # the CPU, too slow to run at every score)
+                out = soft_h_s(self.h_s, z_hard / Z_STEP + self.z_medians16)
+                index = torch.round(out[:, :M]).clamp(0, SCALE_LEVELS - 1)
+                means = torch.round(out[:, M:]) * MEAN_STEP
+                symbols = torch.round(y - means)
+                bits = coded_bits(symbols, index, self.y_bits) + coded_bits(z_hard, channels, self.z_bits)
+                score = self._score(symbols + means, target, float(bits))
             if tracker.better(step, score):
                 best = (y.detach().clone(), z_hard)
             if tracker.stop(step):
