@@ -64,32 +64,39 @@ def sweep(images: list[Path], qualities: list[int], efforts: list[int], device: 
 
 
 def summary(path: Path) -> str:
+    """Per effort: the BD-rate of the mean curve against the lowest effort's, over the images
+    both cover at every quality, and the mean encode time per image and per megapixel."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return f"{path}: no rows yet"
     efforts = sorted({int(r["effort"]) for r in rows})
     qualities = sorted({int(r["quality"]) for r in rows})
-    by_image: dict[str, dict[tuple[int, int], dict]] = {}
-    for r in rows:
-        by_image.setdefault(r["image"], {})[(int(r["quality"]), int(r["effort"]))] = r
-    complete = sorted(i for i, got in by_image.items() if len(got) == len(efforts) * len(qualities))
-    lines = [f"{len(complete)} images with every quality {qualities} and effort {efforts}"]
+    got: dict[tuple[str, int, int], dict] = {(r["image"], int(r["quality"]), int(r["effort"])): r for r in rows}
+    images = sorted({r["image"] for r in rows})
 
-    def curve(effort: int) -> tuple[list[float], list[float]]:
-        bpp = [float(np.mean([float(by_image[i][(q, effort)]["bpp"]) for i in complete])) for q in qualities]
-        dbs = [float(np.mean([float(by_image[i][(q, effort)]["psnr_rgb"]) for i in complete])) for q in qualities]
-        return bpp, dbs
+    def covered(*levels: int) -> list[str]:
+        return [i for i in images if all((i, q, e) in got for q in qualities for e in levels)]
 
-    anchor = curve(efforts[0])
+    def curve(effort: int, among: list[str]) -> tuple[list[float], list[float]]:
+        mean = lambda key, q: float(np.mean([float(got[(i, q, effort)][key]) for i in among]))  # noqa: E731
+        return [mean("bpp", q) for q in qualities], [mean("psnr_rgb", q) for q in qualities]
+
+    anchor = efforts[0]
+    lines = [f"qualities {qualities}; BD-rate (RGB PSNR, file sizes) of the mean curve vs effort {anchor}"]
     for effort in efforts:
-        bpp, dbs = curve(effort)
-        secs = [float(by_image[i][(q, effort)]["encode_s"]) for i in complete for q in qualities]
-        bd = bd_rate(anchor, (bpp, dbs)) if effort != efforts[0] else 0.0
-        bd_text = "n/a" if bd is None else f"{bd:+.2f} %"
+        among = covered(anchor, effort)
+        if not among:
+            lines.append(f"effort {effort}: no image has every quality at efforts {anchor} and {effort} yet")
+            continue
+        bpp, dbs = curve(effort, among)
+        bd = bd_rate(curve(anchor, among), (bpp, dbs)) if effort != anchor else 0.0
+        keys = [(i, q, effort) for i in among for q in qualities]
+        secs = [float(got[k]["encode_s"]) for k in keys]
+        mpix = [8 * int(got[k]["bytes"]) / float(got[k]["bpp"]) / 1e6 for k in keys]
         points = ", ".join(f"q{q} {b:.4f} bpp {d:.2f} dB" for q, b, d in zip(qualities, bpp, dbs))
-        lines.append(f"effort {effort}: BD-rate vs effort {efforts[0]} {bd_text}; mean encode "
-                     f"{np.mean(secs):.2f} s per image; {points}")
+        lines.append(f"effort {effort} ({len(among)} images): BD-rate {'n/a' if bd is None else f'{bd:+.2f} %'}; "
+                     f"encode {np.mean(secs):.2f} s per image, {sum(secs) / sum(mpix):.2f} s per megapixel; {points}")
     return "\n".join(lines)
 
 
