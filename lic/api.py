@@ -78,14 +78,19 @@ def compress(
 
 
 def encode_with(codec: Codec, source: SourceImage, quality: int, model_hash: bytes, effort: int = 0,
-                progress: "Progress | None" = None) -> bytes:
-    """The container bytes for `source` coded by an already-loaded codec (at `effort`).
+                progress: "Progress | None" = None, step: int = 0) -> bytes:
+    """The container bytes for `source` coded by an already-loaded codec (at `effort`, or
+    with quantisation step code `step`: hyperprior rate control, `lic.rate`).
 
     The codec gets 8-bit pixels and converts them tile by tile: a float32 copy of a
     24-megapixel image alone would be 0.3 GB (and twice that while it is made)."""
+    if effort and step:
+        raise InputError("--effort and rate targets cannot be combined yet")
     x, pad_bottom, pad_right = pad_to_multiple(as_pixels(source.rgb), codec.stride)
     if effort:
         encoded = refiner_for(codec, effort).encode(x, source.height, source.width, effort, progress)
+    elif step:
+        encoded = codec.encode(x, step)
     else:
         encoded = codec.encode(x)
     flags = (FLAG_GREY if source.grey else 0) | (FLAG_16BIT if source.bit_depth == 16 else 0)
@@ -94,7 +99,7 @@ def encode_with(codec: Codec, source: SourceImage, quality: int, model_hash: byt
         flags |= FLAG_ALPHA
         streams.append(pack_alpha(source.alpha))
     header = Header(registry.family(codec.family).codec_id, quality, model_hash, encoded.check,
-                    source.width, source.height, pad_bottom, pad_right, flags)
+                    source.width, source.height, pad_bottom, pad_right, flags, step=encoded.step)
     return bitstream.pack(header, streams)
 
 
@@ -156,7 +161,7 @@ def decode_with(codec: Codec, header: Header, streams: list[bytes]) -> Image.Ima
     # Damaged data raises FormatError where it is found (the entropy decoders, the stream
     # checks); nothing else is taken for corruption. Running out of memory is said as such.
     try:
-        x_hat = codec.decode(Encoded(streams[:n_codec], header.check), height, width)
+        x_hat = codec.decode(Encoded(streams[:n_codec], header.check, header.step), height, width)
     except (MemoryError, torch.cuda.OutOfMemoryError):
         raise ResourceError(f"out of memory decoding a {header.width}x{header.height} image") from None
     rgb = x_hat[0, :, : header.height, : header.width].permute(1, 2, 0).numpy()

@@ -219,7 +219,7 @@ class Refiner:
         encoded = self.codec.streams(a)
         nbytes = sum(len(s) for s in encoded.streams)
         h, w = pixels8.shape[-2:]
-        decoded = self.codec.synthesise(a["y"] + a["means"])[..., :h, :w]
+        decoded = self.codec.synthesise(self.codec.latents_hat(a))[..., :h, :w]
         mse = (decoded.double() - pixels8.double()).pow(2).mean().item()
         return self.lmbda * mse + 8 * nbytes / (h * w)
 
