@@ -86,13 +86,19 @@ def encode_with(codec: Codec, source: SourceImage, quality: int, model_hash: byt
     24-megapixel image alone would be 0.3 GB (and twice that while it is made)."""
     if effort and step:
         raise InputError("--effort and rate targets cannot be combined yet")
-    x, pad_bottom, pad_right = pad_to_multiple(as_pixels(source.rgb), codec.stride)
+    x = pad_to_multiple(as_pixels(source.rgb), codec.stride)[0]
     if effort:
         encoded = refiner_for(codec, effort).encode(x, source.height, source.width, effort, progress)
     elif step:
         encoded = codec.encode(x, step)
     else:
         encoded = codec.encode(x)
+    return container(codec, source, quality, model_hash, encoded)
+
+
+def container(codec: Codec, source: SourceImage, quality: int, model_hash: bytes, encoded: Encoded) -> bytes:
+    """The .lic bytes for `source`'s streams `encoded` by `codec`."""
+    pad_bottom, pad_right = (-source.height) % codec.stride, (-source.width) % codec.stride
     flags = (FLAG_GREY if source.grey else 0) | (FLAG_16BIT if source.bit_depth == 16 else 0)
     streams = list(encoded.streams)
     if source.alpha is not None:

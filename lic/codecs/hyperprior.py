@@ -297,12 +297,17 @@ class HyperpriorCodec:
         """The analysis for given z symbols: y rounded against the means they give, in steps of
         `step_size(step)` (rate control) with the tables shifted to match."""
         index, means, digest = self._entropy_parameters(z_symbols)
-        y_symbols = y.to("cpu", torch.float64, copy=True).sub_(means)
+        return self.quantise(y, {"z": z_symbols, "index": index, "means": means, "digest": digest}, step)
+
+    @staticmethod
+    def quantise(y: Tensor, base: dict, step: int) -> dict:
+        """y's symbols for the entropy parameters of `base` (an analysis at step 0, or its
+        z, index, means and digest) at quantisation step code `step`."""
+        y_symbols = y.to("cpu", torch.float64, copy=True).sub_(base["means"])
         if step:
             y_symbols.div_(step_size(step))
         y_symbols.round_()
-        return {"z": z_symbols, "y": y_symbols, "index": shifted(index, step), "means": means,
-                "digest": digest, "step": step}
+        return {**base, "y": y_symbols, "index": shifted(base["index"], step), "step": step}
 
     @staticmethod
     def latents_hat(a: dict) -> Tensor:
