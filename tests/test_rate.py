@@ -68,3 +68,34 @@ def test_a_step_in_a_vq_file_is_refused():
     header.step = 3
     with pytest.raises(FormatError, match="quantisation step in a vq file"):
         lic.decompress(bitstream.pack(header, streams))
+
+
+def test_cli_target_bpp_reports_the_choice_and_writes_a_decodable_file(tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from lic.cli import app
+
+    src = tmp_path / "a.png"
+    Image.fromarray(RGB).save(src)
+    result = CliRunner().invoke(app, ["encode", str(src), "--target-bpp", "0.9", "-o", str(tmp_path / "a.lic")])
+    assert result.exit_code == 0 and "(quality " in result.output and ", step " in result.output
+    assert abs(8 * (tmp_path / "a.lic").stat().st_size / RGB[..., 0].size - 0.9) <= BPP_TOLERANCE * 0.9
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target-bpp", "0.5", "--max-bytes", "900"], "give one of --target-bpp, --target-psnr and --max-bytes"),
+    (["--target-bpp", "0.5", "--effort", "1"], "cannot be combined"),
+    (["--target-bpp", "0.0001"], "out of reach for this image; the nearest reachable is"),
+])
+def test_cli_refuses_bad_targets_in_one_line(tmp_path, args, message):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from lic.cli import app
+
+    src = tmp_path / "a.png"
+    Image.fromarray(RGB).save(src)
+    result = CliRunner().invoke(app, ["encode", str(src), "-o", str(tmp_path / "a.lic"), *args])
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "a.lic").exists()

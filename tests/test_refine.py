@@ -97,3 +97,16 @@ def test_effort_2_joint_rounds_write_files_that_decode_to_a_lower_cost(shipped_q
     torch.manual_seed(0)
     refined = lic.compress(rgb, quality=2, effort=2)
     assert _cost(refined, rgb, shipped_q2.lmbda) < _cost(lic.compress(rgb, quality=2), rgb, shipped_q2.lmbda)
+
+
+def test_cli_effort_writes_a_file_any_decoder_reads(tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from lic.cli import app
+
+    src = tmp_path / "a.png"
+    Image.fromarray(photo_like(64, 96, seed=8)).save(src)
+    result = CliRunner().invoke(app, ["encode", str(src), "-q", "2", "--effort", "1", "-o", str(tmp_path / "a.lic")])
+    assert result.exit_code == 0 and "PSNR" in result.output
+    assert lic.read_header((tmp_path / "a.lic").read_bytes()).step == 0
