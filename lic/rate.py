@@ -188,20 +188,24 @@ def search(im: _Image, target: Target) -> Choice:
     q_min, q_max = im.qualities[0], im.qualities[-1]
     if target.kind == "psnr":
         return _psnr_search(im, target)
-    budget = target.value * 8 / im.pixels if target.kind == "bytes" else target.value
     if target.kind == "bytes":
-        fits = lambda q, s: len(im.data(q, s)) <= target.value  # noqa: E731
-    else:
-        fits = lambda q, s: im.bpp(q, s) <= budget * (1 + BPP_TOLERANCE)  # noqa: E731
-    if not fits(q_min, MAX_STEP):
+        if len(im.data(q_min, MAX_STEP)) > target.value:
+            raise _out_of_reach(target, im.choice(q_min, MAX_STEP))
+        found = _rate_search(im, target.value * 8 / im.pixels, lambda q, s: len(im.data(q, s)) <= target.value)
+        return max((im.choice(q, s) for q, s in found), key=lambda c: (c.psnr, -c.nbytes))
+    bpp, tolerance = target.value, BPP_TOLERANCE * target.value
+    if im.bpp(q_min, MAX_STEP) > bpp + tolerance:
         raise _out_of_reach(target, im.choice(q_min, MAX_STEP))
-    if target.kind == "bpp" and im.bpp(q_max, -MAX_STEP) < budget * (1 - BPP_TOLERANCE):
+    if im.bpp(q_max, -MAX_STEP) < bpp - tolerance:
         raise _out_of_reach(target, im.choice(q_max, -MAX_STEP))
-    candidates = [im.choice(q, s) for q, s in _rate_search(im, budget, fits) if fits(q, s)]
-    if target.kind == "bpp":
-        within = [c for c in candidates if abs(c.bpp - budget) <= BPP_TOLERANCE * budget]
-        candidates = within or sorted(candidates, key=lambda c: abs(c.bpp - budget))[:1]
-    return max(candidates, key=lambda c: (c.psnr, -c.nbytes))
+    nearest = []
+    for q, s in _rate_search(im, bpp, lambda q, s: im.bpp(q, s) <= bpp):
+        # the first step at or under the target, or the one before it, just over
+        nearest.append(min(((q, t) for t in (s - 1, s) if abs(t) <= MAX_STEP), key=lambda c: abs(im.bpp(*c) - bpp)))
+    within = [im.choice(q, s) for q, s in nearest if abs(im.bpp(q, s) - bpp) <= tolerance]
+    if not within:  # steps too coarse for this image (tiny images): the closest file
+        return im.choice(*min(nearest, key=lambda c: abs(im.bpp(*c) - bpp)))
+    return max(within, key=lambda c: (c.psnr, -c.nbytes))
 
 
 def _psnr_search(im: _Image, target: Target) -> Choice:
