@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -75,7 +76,8 @@ def sweep(images: list[Path], rates: list[float], device: str, out: Path, jobs: 
         for image in todo:
             _write(out, sweep_image(image, rates, device))
         return
-    with ProcessPoolExecutor(jobs) as pool:  # rows written as each image finishes
+    # spawned workers: each initialises its own CUDA context (a forked one cannot)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:  # rows as images finish
         for future in as_completed([pool.submit(sweep_image, i, rates, device) for i in todo]):
             _write(out, future.result())
 
