@@ -177,10 +177,14 @@ def _rate_search(im: _Image, bpp: float, fits: Callable[[int, int], bool]) -> li
     return found
 
 
-def _out_of_reach(target: Target, nearest: Choice) -> InputError:
-    value = {"bpp": f"{nearest.bpp:.4f} bpp", "bytes": f"{nearest.nbytes:,} bytes", "psnr": f"{nearest.psnr:.2f} dB"}
-    return InputError(f"the target {target} is out of reach for this image; the nearest reachable is "
-                      f"{value[target.kind]} (quality {nearest.quality}, step {nearest.step})")
+class OutOfReach(InputError):
+    """A target no quality and step reaches for this image; `nearest` is the closest file."""
+
+    def __init__(self, target: Target, nearest: Choice) -> None:
+        value = {"bpp": f"{nearest.bpp:.4f} bpp", "bytes": f"{nearest.nbytes:,} bytes", "psnr": f"{nearest.psnr:.2f} dB"}
+        super().__init__(f"the target {target} is out of reach for this image; the nearest reachable is "
+                         f"{value[target.kind]} (quality {nearest.quality}, step {nearest.step})")
+        self.nearest = nearest
 
 
 def search(im: _Image, target: Target) -> Choice:
@@ -190,14 +194,14 @@ def search(im: _Image, target: Target) -> Choice:
         return _psnr_search(im, target)
     if target.kind == "bytes":
         if len(im.data(q_min, MAX_STEP)) > target.value:
-            raise _out_of_reach(target, im.choice(q_min, MAX_STEP))
+            raise OutOfReach(target, im.choice(q_min, MAX_STEP))
         found = _rate_search(im, target.value * 8 / im.pixels, lambda q, s: len(im.data(q, s)) <= target.value)
         return max((im.choice(q, s) for q, s in found), key=lambda c: (c.psnr, -c.nbytes))
     bpp, tolerance = target.value, BPP_TOLERANCE * target.value
     if im.bpp(q_min, MAX_STEP) > bpp + tolerance:
-        raise _out_of_reach(target, im.choice(q_min, MAX_STEP))
+        raise OutOfReach(target, im.choice(q_min, MAX_STEP))
     if im.bpp(q_max, -MAX_STEP) < bpp - tolerance:
-        raise _out_of_reach(target, im.choice(q_max, -MAX_STEP))
+        raise OutOfReach(target, im.choice(q_max, -MAX_STEP))
     nearest = []
     for q, s in _rate_search(im, bpp, lambda q, s: im.bpp(q, s) <= bpp):
         # the first step at or under the target, or the one before it, just over
@@ -213,7 +217,7 @@ def _psnr_search(im: _Image, target: Target) -> Choice:
     q_min, q_max = im.qualities[0], im.qualities[-1]
     reaches = lambda q, s: im.psnr(q, s) >= target.value  # noqa: E731
     if not reaches(q_max, -MAX_STEP):
-        raise _out_of_reach(target, im.choice(q_max, -MAX_STEP))
+        raise OutOfReach(target, im.choice(q_max, -MAX_STEP))
     lo, hi = _bracket(im.qualities, lambda q: reaches(q, 0))
     candidates = []
     for q, (first, last) in ((hi, (0, MAX_STEP)), (lo, (-MAX_STEP, 0))):
@@ -228,12 +232,19 @@ def _psnr_search(im: _Image, target: Target) -> Choice:
 
 
 def compress_to(image: "str | Path | Image.Image | np.ndarray | SourceImage", target: Target,
-                model: str = "hyperprior", device: str = "cpu", max_pixels: int | None = None) -> tuple[bytes, Choice]:
-    """The .lic bytes that meet `target` for an image, and what was chosen."""
+                model: str = "hyperprior", device: str = "cpu", max_pixels: int | None = None,
+                nearest: bool = False) -> tuple[bytes, Choice]:
+    """The .lic bytes that meet `target` for an image, and what was chosen. A target out of
+    reach raises `OutOfReach`, or with `nearest` gives the nearest reachable file."""
     if target.kind not in ("bpp", "bytes", "psnr") or not target.value > 0 or not math.isfinite(target.value):
         raise InputError(f"a target must be a positive bpp, byte count or PSNR, not {target.value}")
     source = load_image(image)
     check_pixels(source.width, source.height, max_pixels)
     im = _Image(source, model, str(to_device(device)))
-    choice = search(im, target)
+    try:
+        choice = search(im, target)
+    except OutOfReach as e:
+        if not nearest:
+            raise
+        choice = e.nearest
     return im.data(choice.quality, choice.step), choice
