@@ -6,17 +6,19 @@ Compression"). Refinement searches y (and then z) for a lower `λ·255²·MSE + 
 the model was trained with, and leaves the decoder untouched: every refined file is an
 ordinary .lic file of the same format.
 
-How (per round):
-1. z, and so the integer h_s's table indices and means, are held fixed. The codec codes
-   round(y − μ) with the Gaussian table of each element's scale index, so the rate of a
-   value v = y − μ is that of the table's Gaussian, evaluated on a stochastic rounding of v:
-   stochastic Gumbel annealing (SGA), whose temperature falls from 0.5 towards hard
-   rounding. Adam optimises v through the float32 g_s against the source pixels.
-2. Every few steps the hard-rounded v is scored with the real integer tables' bit costs
-   and the 8-bit pixels g_s gives; the best is kept, and the round stops early when the
-   score has not improved for a while.
-3. z is re-derived from the refined y (h_a, rounding, the exact integer h_s), which moves
-   the means and scales; the next round starts from there.
+How: each effort level is a list of rounds of Adam steps (`EFFORT_ROUNDS`).
+- A "y" round holds z, and so the integer h_s's table indices and means, fixed. The codec
+  codes round(y − μ) with the Gaussian table of each element's scale index, so the rate of
+  v = y − μ is that table's Gaussian (integrated over v ± 1/2) evaluated on a stochastic
+  rounding of v: stochastic Gumbel annealing (SGA), whose temperature falls from 0.5 towards
+  hard rounding over the round. The distortion is through a float32 copy of g_s.
+- A "yz" round optimises y and z together: z is SGA-rounded too, its rate read from the z
+  tables (costs interpolated between integers), and the means and scales come from a float
+  copy of the integer h_s (`soft_h_s`, the same weights without the roundings), so z's
+  effect on y's rate is differentiable. Its result is re-derived through the exact h_s.
+- Every few steps the hard-rounded latents are scored with the integer tables' bit costs
+  and the 8-bit pixels g_s gives; the best is kept, and a round stops early when the score
+  has not improved for a while (after half its steps).
 Every candidate, effort 0's included, is finally scored on its real range-coded size and
 its decoded pixels (float64 g_s, as the decoder runs it), and the best is written, so a
 higher effort never writes a worse file by the model's own objective.
