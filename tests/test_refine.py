@@ -110,3 +110,12 @@ def test_cli_effort_writes_a_file_any_decoder_reads(tmp_path):
     result = CliRunner().invoke(app, ["encode", str(src), "-q", "2", "--effort", "1", "-o", str(tmp_path / "a.lic")])
     assert result.exit_code == 0 and "PSNR" in result.output
     assert lic.read_header((tmp_path / "a.lic").read_bytes()).step == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_effort_on_a_gpu_writes_a_file_the_cpu_decodes_to_the_same_pixels(shipped_q2):
+    rgb = photo_like(128, 192, seed=12)
+    data = lic.compress(rgb, quality=2, effort=2, device="cuda")
+    on_cpu = np.asarray(lic.decompress(data))
+    assert np.array_equal(on_cpu, np.asarray(lic.decompress(data, device="cuda")))
+    assert _cost(data, rgb, shipped_q2.lmbda) < _cost(lic.compress(rgb, quality=2), rgb, shipped_q2.lmbda)
