@@ -8,7 +8,8 @@ skipped, so a sweep cut short by a deadline keeps what it did and resumes where 
 several processes (one per quality, or per `--shard` of the images) may append to the same file. Each row's PSNR is measured
 on the pixels `lic.decompress` gives for the written bytes, not on the encoder's own estimate.
 `--summary` prints the BD-rate (RGB PSNR, real file sizes) of each effort against effort 0
-over the images every effort and quality covers, and the mean seconds per megapixel.
+over the images both cover at every quality, and the encode time per megapixel: wall time,
+and the process's CPU time (what one core costs when the machine is shared).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from lic.eval.bdrate import bd_rate
 from lic.eval.metrics import psnr
 from lic.imageio import load_image
 
-FIELDS = ("image", "quality", "effort", "bytes", "bpp", "psnr_rgb", "encode_s", "device")
+FIELDS = ("image", "quality", "effort", "bytes", "bpp", "psnr_rgb", "encode_s", "device", "encode_cpu_s")
 
 
 def _done(path: Path) -> set[tuple[str, int, int]]:
@@ -53,12 +54,12 @@ def sweep(images: list[Path], qualities: list[int], efforts: list[int], device: 
                     lic.compress(np.ascontiguousarray(source.rgb[:128, :128]), quality=quality, device=device,
                                  effort=max(efforts))
                     warm.add(quality)
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 data = lic.compress(source, quality=quality, device=device, effort=effort)
-                seconds = time.perf_counter() - start
+                seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
                 decoded = np.asarray(lic.decompress(data, device=device).convert("RGB"))
                 row = (image.name, quality, effort, len(data), f"{8 * len(data) / pixels:.6f}",
-                       f"{psnr(source.rgb, decoded):.4f}", f"{seconds:.3f}", device)
+                       f"{psnr(source.rgb, decoded):.4f}", f"{seconds:.3f}", device, f"{cpu:.3f}")
                 with out.open("a") as f:  # one short write per row: safe to share between processes
                     f.write(",".join(map(str, row)) + "\n")
 
@@ -95,8 +96,11 @@ def summary(path: Path) -> str:
         secs = [float(got[k]["encode_s"]) for k in keys]
         mpix = [8 * int(got[k]["bytes"]) / float(got[k]["bpp"]) / 1e6 for k in keys]
         points = ", ".join(f"q{q} {b:.4f} bpp {d:.2f} dB" for q, b, d in zip(qualities, bpp, dbs))
+        cpu = [float(got[k]["encode_cpu_s"]) for k in keys if got[k].get("encode_cpu_s")]
+        cpu_text = f" (process CPU time {sum(cpu) / sum(mpix):.2f} s per megapixel)" if len(cpu) == len(keys) else ""
         lines.append(f"effort {effort} ({len(among)} images): BD-rate {'n/a' if bd is None else f'{bd:+.2f} %'}; "
-                     f"encode {np.mean(secs):.2f} s per image, {sum(secs) / sum(mpix):.2f} s per megapixel; {points}")
+                     f"encode {np.mean(secs):.2f} s per image, {sum(secs) / sum(mpix):.2f} s per megapixel{cpu_text}; "
+                     f"{points}")
     return "\n".join(lines)
 
 
