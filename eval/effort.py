@@ -92,13 +92,16 @@ def summary(path: Path) -> str:
             continue
         bpp, dbs = curve(effort, among)
         bd = bd_rate(curve(anchor, among), (bpp, dbs)) if effort != anchor else 0.0
+        per_image = [d for d in (bd_rate(curve(anchor, [i]), curve(effort, [i])) for i in among) if d is not None]
+        spread = (f" (per image: mean {np.mean(per_image):+.2f} %, from {min(per_image):+.2f} to {max(per_image):+.2f} %)"
+                  if per_image and effort != anchor else "")
         keys = [(i, q, effort) for i in among for q in qualities]
         secs = [float(got[k]["encode_s"]) for k in keys]
         mpix = [8 * int(got[k]["bytes"]) / float(got[k]["bpp"]) / 1e6 for k in keys]
         points = ", ".join(f"q{q} {b:.4f} bpp {d:.2f} dB" for q, b, d in zip(qualities, bpp, dbs))
         cpu = [float(got[k]["encode_cpu_s"]) for k in keys if got[k].get("encode_cpu_s")]
         cpu_text = f" (process CPU time {sum(cpu) / sum(mpix):.2f} s per megapixel)" if len(cpu) == len(keys) else ""
-        lines.append(f"effort {effort} ({len(among)} images): BD-rate {'n/a' if bd is None else f'{bd:+.2f} %'}; "
+        lines.append(f"effort {effort} ({len(among)} images): BD-rate {'n/a' if bd is None else f'{bd:+.2f} %'}{spread}; "
                      f"encode {np.mean(secs):.2f} s per image, {sum(secs) / sum(mpix):.2f} s per megapixel{cpu_text}; "
                      f"{points}")
     return "\n".join(lines)
