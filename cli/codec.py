@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import typer
 from PIL import Image
@@ -23,6 +24,8 @@ _FAST_HELP = ("Images: run the hyperprior's synthesis in float32, several times 
               "Clips always decode exactly.")
 _JOBS_HELP = ("Several inputs: code them in this many processes at once (each loads the model once and "
               "uses cores/N threads). Outputs are the same as with -j 1.")
+_EFFORT_HELP = ("Images: 0 (default) codes g_a's latents; 1..3 spend more time optimising them for this image "
+                "(smaller files at the same quality; any decoder reads them). --device cuda runs it on a GPU.")
 _MAX_PIXELS_HELP = "Refuse images with more pixels than this (default: lic.api.MAX_PIXELS, about 134 million)."
 
 
@@ -119,6 +122,41 @@ def _in_workers(pairs: list[tuple[Path, Path]], work, jobs: int):
         _BATCH = ()
 
 
+def _rate_target(bpp: Optional[float], psnr_db: Optional[float], nbytes: Optional[int], effort: int):
+    """The one rate or quality target asked for (a `lic.rate.Target`), or None."""
+    given = [(kind, v) for kind, v in (("bpp", bpp), ("psnr", psnr_db), ("bytes", nbytes)) if v is not None]
+    if len(given) > 1:
+        raise InputError("give one of --target-bpp, --target-psnr and --max-bytes")
+    if given and effort:
+        raise InputError("--effort and rate targets cannot be combined yet")
+    if not given:
+        return None
+    from lic.rate import Target
+
+    if not given[0][1] > 0:
+        raise InputError(f"--target-{given[0][0]} must be positive" if given[0][0] != "bytes" else "--max-bytes must be positive")
+    return Target(*given[0])
+
+
+@contextmanager
+def _effort_bar(effort: int, src: Path) -> Iterator[Optional[Callable]]:
+    """A progress bar with the running rate and PSNR while an image's latents are refined."""
+    if not effort:
+        yield None
+        return
+    bar = tqdm(desc=f"{src.name} effort {effort}", unit="step", file=sys.stderr, leave=False)
+
+    def progress(step) -> None:
+        bar.total = step.total
+        bar.update(step.step - bar.n)
+        bar.set_postfix_str(f"{step.bpp:.4f} bpp, {step.psnr:.2f} dB")
+
+    try:
+        yield progress
+    finally:
+        bar.close()
+
+
 def _image_suffixes() -> set[str]:
     Image.init()
     return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
@@ -150,6 +188,10 @@ def encode(
     intra_only: bool = typer.Option(False, "--intra-only", help="Clips: code every frame as an I-frame."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Clips: code at most this many frames."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, max=256, help=_JOBS_HELP),
+    effort: int = typer.Option(0, "--effort", "-e", min=0, max=3, help=_EFFORT_HELP),
+    target_bpp: Optional[float] = typer.Option(None, "--target-bpp", min=0.0, help="Images: land within ±1.5 % of this many bits per pixel (picks the quality and a step between models; -q is ignored)."),
+    target_psnr: Optional[float] = typer.Option(None, "--target-psnr", min=0.0, help="Images: the smallest file whose RGB PSNR reaches this many dB."),
+    max_bytes: Optional[int] = typer.Option(None, "--max-bytes", min=1, help="Images: the best file of at most this many bytes."),
 ) -> None:
     """Compress images and clips into .lic files."""
     import lic
@@ -158,6 +200,7 @@ def encode(
     from lic.files import atomic_write, check_outputs
     from lic.imageio import load_image
 
+    target = _rate_target(target_bpp, target_psnr, max_bytes, effort)
     clip_folders = [p for p in inputs if video and p.is_dir()]
     others = [p for p in inputs if p not in clip_folders]
     files = clip_folders + (expand_inputs(others, _image_suffixes() | VIDEO_SUFFIXES) if others else [])
@@ -169,15 +212,26 @@ def encode(
 
     def work(src: Path, dst: Path) -> str:
         if is_clip_source(src, video):
+            if target is not None or effort:
+                raise InputError(f"{src}: --effort and rate targets are for images, not clips")
             return encode_clip(src, dst, quality=quality, model=model, fps=fps, gop=gop, intra_only=intra_only,
                                max_frames=max_frames, device=device, force=force, max_pixels=max_pixels)
         source = load_image(src)
         t0 = time.perf_counter()
-        data = lic.compress(source, quality=quality, model=model or "hyperprior", device=device, max_pixels=max_pixels)
+        chosen = ""
+        if target is not None:
+            from lic.rate import compress_to
+
+            data, choice = compress_to(source, target, model=model or "hyperprior", device=device, max_pixels=max_pixels)
+            chosen = f" (quality {choice.quality}, step {choice.step})"
+        else:
+            with _effort_bar(effort, src) as progress:
+                data = lic.compress(source, quality=quality, model=model or "hyperprior", device=device,
+                                    max_pixels=max_pixels, effort=effort, progress=progress)
         t_enc = time.perf_counter() - t0
         atomic_write(dst, data, force)
         bpp = 8 * len(data) / (source.width * source.height)
-        line = f"{src} -> {dst}: {len(data):,} bytes, {bpp:.4f} bpp, encode {t_enc:.2f} s"
+        line = f"{src} -> {dst}: {len(data):,} bytes, {bpp:.4f} bpp{chosen}, encode {t_enc:.2f} s"
         if verify:
             t0 = time.perf_counter()
             decoded = load_image(lic.decompress(data, model=model or "hyperprior", device=device, max_pixels=max_pixels))
@@ -277,7 +331,7 @@ def info(
             "model_hash": header.model_hash.hex(), "width": header.width, "height": header.height,
             "greyscale": bool(header.flags & FLAG_GREY), "alpha": header.has_alpha,
             "source_16bit": bool(header.flags & FLAG_16BIT),
-            "padding": [header.pad_bottom, header.pad_right], "bytes": len(data),
+            "padding": [header.pad_bottom, header.pad_right], "quantisation_step": header.step, "bytes": len(data),
             "stream_bytes": header.stream_lengths,
             "bpp": round(8 * len(data) / (header.width * header.height), 5),
         }

@@ -47,6 +47,9 @@ def evaluate(
     device: str = typer.Option("cpu", help="Device for lic models: cpu or cuda."),
     force: bool = typer.Option(
         False, "--force", "-f", help="Redo every row of these codecs and overwrite their curves."),
+    target_bpp: Optional[str] = typer.Option(
+        None, "--target-bpp", help="Matched rates: code every image at these bpp (e.g. 0.1,0.25,0.5,0.75,1.0), each "
+        "codec's quality searched per image; curves are named <codec>@bpp."),
 ) -> None:
     """Measure rate (real file bytes), PSNR, Y-PSNR, MS-SSIM, LPIPS and times per image and quality."""
     from lic.eval import perceptual as perceptual_metrics
@@ -60,6 +63,11 @@ def evaluate(
         raise InputError(f"unknown metric '{unknown[0]}' (choose from {', '.join(perceptual_metrics.WEIGHT_FREE)})")
     weight_free = tuple(perceptual_metrics.WEIGHT_FREE) if perceptual else tuple(dict.fromkeys(metric))
     resolved = [resolve(name, device) for name in dict.fromkeys(codecs)]
+    if target_bpp is not None:
+        from lic.eval.matched import MatchedRate, parse_targets
+
+        targets = parse_targets(target_bpp)
+        resolved = [MatchedRate(codec, targets) for codec in resolved]
     list_images(dataset)  # a wrong folder fails before any note is printed
     lpips = perceptual_metrics.backbone_checkpoint().is_file()
     if not lpips:

@@ -2,7 +2,7 @@
 
 `--codec lic-<model>` evaluates a lic model at every quality it has; <model> is a zoo name
 (`lic models`), a model file, or a folder of model files (e.g. one exported per quality
-while training).
+while training). `lic-<model>@effortN` encodes at `--effort N` (`lic.codecs.refine`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from lic.errors import InputError, ModelError
 from lic.eval.baselines import BASELINES
 
 LIC_PREFIX = "lic-"
+EFFORT_SUFFIX = "@effort"
 
 
 class Codec(Protocol):
@@ -48,6 +49,7 @@ class LicCodec:
     files: tuple[models.ModelFile, ...]  # by quality; a file may code several (vq levels)
     from_zoo: bool
     device: str = "cpu"
+    effort: int = 0
 
     @property
     def qualities(self) -> tuple[int, ...]:
@@ -57,7 +59,8 @@ class LicCodec:
     def description(self) -> str:
         m = self.files[0]
         where = "zoo" if self.from_zoo else str(m.path.parent)
-        return f"lic {m.family} model '{m.name}' ({where}), .lic files, {self.device}"
+        effort = f", effort {self.effort}" if self.effort else ""
+        return f"lic {m.family} model '{m.name}' ({where}){effort}, .lic files, {self.device}"
 
     def unavailable(self) -> str | None:
         return None
@@ -77,7 +80,7 @@ class LicCodec:
     def encode(self, rgb: np.ndarray, quality: int) -> bytes:
         import lic
 
-        return lic.compress(rgb, quality=quality, model=self._model(quality), device=self.device)
+        return lic.compress(rgb, quality=quality, model=self._model(quality), device=self.device, effort=self.effort)
 
     def decode(self, data: bytes) -> np.ndarray:
         import lic
@@ -87,6 +90,10 @@ class LicCodec:
 
 
 def _lic_codec(spec: str, device: str) -> LicCodec:
+    spec, _, effort = spec.partition(EFFORT_SUFFIX)
+    if effort and not (effort.isdigit() and 0 <= int(effort) <= 3):
+        raise InputError(f"'{EFFORT_SUFFIX}{effort}': the effort is 0..3")
+    suffix = f"{EFFORT_SUFFIX}{effort}" if effort else ""
     path = Path(spec)
     from_zoo = not (spec.endswith(".safetensors") or path.exists())
     if from_zoo:
@@ -105,7 +112,8 @@ def _lic_codec(spec: str, device: str) -> LicCodec:
     qualities = [q for m in found for q in m.qualities]
     if len(set(qualities)) < len(qualities):
         raise InputError(f"{spec}: several model files have the same quality")
-    return LicCodec(LIC_PREFIX + names[0], tuple(sorted(found, key=lambda m: m.quality)), from_zoo, device)
+    return LicCodec(LIC_PREFIX + names[0] + suffix, tuple(sorted(found, key=lambda m: m.quality)), from_zoo, device,
+                    int(effort or 0))
 
 
 def resolve(name: str, device: str = "cpu") -> Codec:

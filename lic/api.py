@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,8 +19,11 @@ from lic import bitstream, models
 from lic.bitstream import FLAG_16BIT, FLAG_ALPHA, FLAG_GREY, Header
 from lic.codecs import registry
 from lic.codecs.base import Codec, Encoded, pad_to_multiple, to_device, to_input, to_pixels
-from lic.errors import FormatError, ModelError, ResourceError
+from lic.errors import FormatError, InputError, ModelError, ResourceError
 from lic.imageio import SourceImage, load_image, pack_alpha, to_pil, unpack_alpha
+
+if TYPE_CHECKING:
+    from lic.codecs.refine import Progress, Refiner
 
 #: The largest image (in pixels) that is encoded or decoded unless
 #: the caller passes a larger `max_pixels` (`--max-pixels`), like Pillow's MAX_IMAGE_PIXELS.
@@ -58,30 +62,65 @@ def compress(
     model: str = "hyperprior",
     device: str = "cpu",
     max_pixels: int | None = None,
+    effort: int = 0,
+    progress: "Progress | None" = None,
 ) -> bytes:
-    """Encodes an image (path, PIL image or uint8 array) into the bytes of a .lic file."""
+    """Encodes an image (path, PIL image or uint8 array) into the bytes of a .lic file.
+
+    effort 1..3 (hyperprior models) spends more encoding time on smaller files for the same
+    quality (`lic.codecs.refine`); the files decode as any other. `progress` is called with
+    each `lic.codecs.refine.Step` of the refinement."""
     source = load_image(image)
     check_pixels(source.width, source.height, max_pixels)
     model_file = models.find(model, quality)
     codec = models.load_codec(model_file.path, str(to_device(device)), quality)
-    return encode_with(codec, source, quality, model_file.hash)
+    return encode_with(codec, source, quality, model_file.hash, effort, progress)
 
 
-def encode_with(codec: Codec, source: SourceImage, quality: int, model_hash: bytes) -> bytes:
-    """The container bytes for `source` coded by an already-loaded codec.
+def encode_with(codec: Codec, source: SourceImage, quality: int, model_hash: bytes, effort: int = 0,
+                progress: "Progress | None" = None, step: int = 0) -> bytes:
+    """The container bytes for `source` coded by an already-loaded codec (at `effort`, or
+    with quantisation step code `step`: hyperprior rate control, `lic.rate`).
 
     The codec gets 8-bit pixels and converts them tile by tile: a float32 copy of a
     24-megapixel image alone would be 0.3 GB (and twice that while it is made)."""
-    x, pad_bottom, pad_right = pad_to_multiple(as_pixels(source.rgb), codec.stride)
-    encoded = codec.encode(x)
+    if effort and step:
+        raise InputError("--effort and rate targets cannot be combined yet")
+    x = pad_to_multiple(as_pixels(source.rgb), codec.stride)[0]
+    if effort:
+        encoded = refiner_for(codec, effort).encode(x, source.height, source.width, effort, progress)
+    elif step:
+        encoded = codec.encode(x, step)
+    else:
+        encoded = codec.encode(x)
+    return container(codec, source, quality, model_hash, encoded)
+
+
+def container(codec: Codec, source: SourceImage, quality: int, model_hash: bytes, encoded: Encoded) -> bytes:
+    """The .lic bytes for `source`'s streams `encoded` by `codec`."""
+    pad_bottom, pad_right = (-source.height) % codec.stride, (-source.width) % codec.stride
     flags = (FLAG_GREY if source.grey else 0) | (FLAG_16BIT if source.bit_depth == 16 else 0)
     streams = list(encoded.streams)
     if source.alpha is not None:
         flags |= FLAG_ALPHA
         streams.append(pack_alpha(source.alpha))
     header = Header(registry.family(codec.family).codec_id, quality, model_hash, encoded.check,
-                    source.width, source.height, pad_bottom, pad_right, flags)
+                    source.width, source.height, pad_bottom, pad_right, flags, step=encoded.step)
     return bitstream.pack(header, streams)
+
+
+def refiner_for(codec: Codec, effort: int) -> "Refiner":
+    """The refiner of a loaded hyperprior codec (an InputError for an effort it has not)."""
+    from lic.codecs.hyperprior import HyperpriorCodec
+    from lic.codecs.refine import MAX_EFFORT, Refiner
+
+    if not 0 <= effort <= MAX_EFFORT:
+        raise InputError(f"effort must be 0..{MAX_EFFORT}, not {effort}")
+    if not isinstance(codec, HyperpriorCodec) or codec.lmbda is None:
+        raise InputError(f"effort {effort} needs a hyperprior model that records its lambda")
+    if getattr(codec, "refiner", None) is None:
+        codec.refiner = Refiner(codec)  # built once per loaded codec: a float32 copy of g_s
+    return codec.refiner
 
 
 def read_header(data: bytes) -> Header:
@@ -134,7 +173,7 @@ def decode_with(codec: Codec, header: Header, streams: list[bytes], fast: bool =
     # checks); nothing else is taken for corruption. Running out of memory is said as such.
     try:
         options = {"fast": True} if fast and getattr(codec, "has_fast_path", False) else {}
-        x_hat = codec.decode(Encoded(streams[:n_codec], header.check), height, width, **options)
+        x_hat = codec.decode(Encoded(streams[:n_codec], header.check, header.step), height, width, **options)
     except (MemoryError, torch.cuda.OutOfMemoryError):
         raise ResourceError(f"out of memory decoding a {header.width}x{header.height} image") from None
     rgb = x_hat[0, :, : header.height, : header.width].permute(1, 2, 0).numpy()

@@ -13,12 +13,18 @@ Layout, version 1 (integers little-endian; "varint" is unsigned LEB128):
     12     4     entropy-parameter check: digest of the parameters the decoder must
                  re-derive (e.g. the hyperprior's scale indices and means)
     16     ...   varints: width, height, padding bottom, padding right (of the coded image),
-                 stream count S, then S stream lengths in bytes
+                 [version 2 only: the quantisation step code, zigzag-coded: 0 -> 0, -1 -> 1,
+                 1 -> 2, ...], stream count S, then S stream lengths in bytes
     ...          the S streams; if the alpha flag is set, the last one is the zlib-compressed
                  alpha plane
     end-4  4     CRC-32 of every byte before it
 
 The header is small on purpose: at the VQ codec's rates a whole image is a few hundred bytes.
+
+Version 2 adds the quantisation step code (rate control, `--target-bpp` and the like: the
+hyperprior codes y in steps of 2**(code/64) instead of 1, `lic.codecs.hyperprior`). A file
+whose code is 0 is written as version 1, byte for byte as before, so only files that need
+the field need a reader of version 2.
 
 Compatibility rule. Files are archived for years, so the format is pinned by golden files:
 `tests/fixtures/golden-*.lic` must decode to the pixel hashes in `tests/fixtures/goldens.json`
@@ -41,7 +47,8 @@ from lic.errors import FormatError
 
 MAGIC = b"\x89LIC"
 VIDEO_MAGIC = b"\x89LIV"  # a clip: `lic.video.container`
-VERSION = 1
+VERSION = 2  # the newest version written; `SUPPORTED` are read
+SUPPORTED = (1, 2)
 
 FLAG_ALPHA, FLAG_GREY, FLAG_16BIT = 1, 2, 4
 _FIXED = struct.Struct("<4sBBBB4s4s")
@@ -59,6 +66,7 @@ class Header:
     pad_right: int = 0
     flags: int = 0
     stream_lengths: list[int] = field(default_factory=list)
+    step: int = 0  # quantisation step code (version 2); 0: the model's own step of 1
 
     @property
     def codec_name(self) -> str:
@@ -103,9 +111,12 @@ class VarintReader:
 def pack(header: Header, streams: list[bytes]) -> bytes:
     if len(header.model_hash) != 4 or len(header.check) != 4:
         raise ValueError("model hash and check must be 4 bytes each")
-    body = bytearray(_FIXED.pack(MAGIC, VERSION, header.codec_id, header.quality,
+    version = 2 if header.step else 1
+    body = bytearray(_FIXED.pack(MAGIC, version, header.codec_id, header.quality,
                                  header.flags, header.model_hash, header.check))
-    for n in (header.width, header.height, header.pad_bottom, header.pad_right, len(streams)):
+    sizes = (header.width, header.height, header.pad_bottom, header.pad_right)
+    steps = (2 * header.step if header.step >= 0 else -2 * header.step - 1,) if version == 2 else ()
+    for n in (*sizes, *steps, len(streams)):
         body += varint(n)
     for s in streams:
         body += varint(len(s))
@@ -124,7 +135,10 @@ def _declared_size(data: bytes) -> int | None:
     no honest file of its image size could have (then a length field is what is damaged)."""
     try:
         reader = VarintReader(data, _FIXED.size)
-        width, height, pad_bottom, pad_right, count = (reader.varint() for _ in range(5))
+        width, height, pad_bottom, pad_right = (reader.varint() for _ in range(4))
+        if data[4] == 2:
+            reader.varint()
+        count = reader.varint()
         if count > _MAX_STREAMS:
             return None
         lengths = [reader.varint() for _ in range(count)]
@@ -154,10 +168,18 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
             raise FormatError(f"the file is truncated ({len(data)} of {declared} bytes)")
         raise FormatError("the file is corrupted (checksum mismatch)")
     _, version, codec_id, quality, flags, model_hash, check = _FIXED.unpack_from(data)
-    if version != VERSION:
-        raise FormatError(f"format version {version} is not supported (this lic reads version {VERSION})")
+    if version not in SUPPORTED:
+        raise FormatError(f"format version {version} is not supported (this lic reads versions "
+                          f"{', '.join(map(str, SUPPORTED))})")
     reader = VarintReader(data, _FIXED.size)
-    width, height, pad_bottom, pad_right, count = (reader.varint() for _ in range(5))
+    width, height, pad_bottom, pad_right = (reader.varint() for _ in range(4))
+    step = 0
+    if version == 2:
+        code = reader.varint()
+        step = code // 2 if code % 2 == 0 else -(code + 1) // 2
+        if step == 0:
+            raise FormatError("the file header is corrupted (version 2 without a quantisation step)")
+    count = reader.varint()
     if count > _MAX_STREAMS:
         raise FormatError("the file header is corrupted (too many streams)")
     lengths = [reader.varint() for _ in range(count)]
@@ -175,5 +197,5 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
         streams.append(data[pos : pos + n])
         pos += n
     header = Header(codec_id, quality, model_hash, check, width, height,
-                    pad_bottom, pad_right, flags, lengths)
+                    pad_bottom, pad_right, flags, lengths, step)
     return header, streams

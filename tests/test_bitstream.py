@@ -27,8 +27,23 @@ def test_roundtrip_keeps_every_field():
 
 def test_layout_starts_as_documented():
     data = _file()
-    assert data[:4] == b"\x89LIC" and data[4] == bitstream.VERSION and data[5:7] == b"\x01\x03"
+    assert data[:4] == b"\x89LIC" and data[4] == 1 and data[5:7] == b"\x01\x03"
     assert struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4])
+
+
+@pytest.mark.parametrize("step, code", [(-1, 1), (1, 2), (-64, 127), (64, 128)])
+def test_a_quantisation_step_makes_a_version_2_file_with_its_zigzag_code(step, code):
+    data = _file(step=step)
+    assert data[4] == 2 == bitstream.VERSION and data[16:20] == bytes([0x81, 0x06, 0x01, 0x3F])
+    assert data[21 : 21 + len(bitstream.varint(code))] == bitstream.varint(code)
+    header, streams = bitstream.unpack(data)
+    assert header.step == step and streams == [b"z" * 10, b"y" * 300, b""]
+
+
+def test_files_without_a_step_stay_version_1_byte_for_byte():
+    data = _file()
+    assert data[4] == 1 and bitstream.unpack(data)[0].step == 0
+    assert len(_file(step=1)) == len(data) + 1
 
 
 def test_large_sizes_use_multi_byte_varints():

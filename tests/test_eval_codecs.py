@@ -92,3 +92,17 @@ def test_crop_figure_finds_the_downscaled_avif_nearest_in_size():
     assert coded.rgb.shape == rgb.shape and coded.bytes <= 660 and "AVIF 1/" in coded.label
     with pytest.raises(ValueError, match="as small as"):
         avif_near(rgb, 10)
+
+
+def test_lic_codec_at_an_effort_encodes_refined_files():
+    codec = resolve("lic-hyperprior@effort1")
+    assert codec.name == "lic-hyperprior@effort1" and codec.effort == 1 and "effort 1" in codec.description
+    rgb = photo_like(64, 64, seed=9)
+    data = codec.encode(rgb, 2)
+    assert data != resolve("lic-hyperprior").encode(rgb, 2) and codec.decode(data).shape == rgb.shape
+
+
+@pytest.mark.parametrize("name", ["lic-hyperprior@effort4", "lic-hyperprior@effortx"])
+def test_an_effort_out_of_range_is_a_user_error(name):
+    with pytest.raises(LicError, match="the effort is 0..3"):
+        resolve(name)

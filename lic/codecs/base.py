@@ -14,6 +14,7 @@ from torch import Tensor
 class Encoded:
     streams: list[bytes]
     check: bytes  # 4-byte digest of the entropy parameters the decoder must re-derive
+    step: int = 0  # quantisation step code (hyperprior rate control; the container's version 2)
 
 
 class Codec(Protocol):

@@ -17,7 +17,11 @@ How decoding stays identical on every machine (the scheme the tests check):
 3. y is coded as round(y - mean) with table `clip(index, 0, 63)`; the decoder adds the mean
    back. A 4-byte digest of all indices and means goes in the file header: if a decoder
    ever derives different ones, it stops with a clear error instead of producing garbage.
-4. g_s runs in float64. Its rounding errors (~1e-16) only matter if a pixel lies within
+4. Rate control may code y in steps of Δ = 2**(k/64) instead of 1 (k, the step code, goes in
+   the header): round((y - mean) / Δ) with the table `round(k/64 · ln 2 / log step)` places
+   lower (the Gaussians of scale / Δ, to within half a table step). Δ is a 24-bit binary
+   fraction and the shift an integer, so the decoder derives both exactly.
+5. g_s runs in float64. Its rounding errors (~1e-16) only matter if a pixel lies within
    ~1e-13 of a rounding boundary, so decoded pixels match across machines in practice.
    (`decode(..., fast=True)` runs g_s in float32 instead; entropy decoding is the same
    exact integer arithmetic, so only pixel values move, never the decoded symbols.)
@@ -62,6 +66,26 @@ Z_STEP = 1 / 16  # grid of z_hat as h_s reads it
 Z_INPUT_BOUND = 2**15  # |z_hat / Z_STEP| is clipped here before h_s (never reached in practice)
 TRANSFORM_HALO = 2  # latents: g_a's and g_s's receptive fields reach 1.9 latents beyond a latent's own pixels
 HYPER_HALO = 2  # z cells: an h_s output reads z up to 1 cell before and 2 cells after its own
+STEP_DIVISIONS = 64  # quantisation step codes per octave of step size (rate control)
+MAX_STEP = 64  # |step code|: steps from 1/2 to 2, enough to cover the gap between two qualities
+
+
+def step_size(step: int) -> float:
+    """Δ for a quantisation step code: 2**(step/64) rounded to a multiple of 2**-24 (exact on
+    every machine, as the libm's last bit of 2**x is not)."""
+    return round(2 ** (step / STEP_DIVISIONS) * 2**24) / 2**24
+
+
+def table_shift(step: int) -> int:
+    """How many scale-table entries lower the tables of y / Δ are (Δ's scale-table steps)."""
+    return round(step / STEP_DIVISIONS * math.log(2) / SCALE_LOG_STEP)
+
+
+def shifted(index: Tensor, step: int) -> Tensor:
+    """Table indices for y / Δ: `index` moved down by `table_shift(step)`, kept in the table."""
+    if not step:
+        return index
+    return (index.to(torch.int16) - table_shift(step)).clamp_(0, SCALE_LEVELS - 1).to(torch.uint8)
 
 
 def scale_table() -> Tensor:
@@ -218,6 +242,9 @@ class HyperpriorCodec:
         N, M = int(config["N"]), int(config["M"])
         self.M = M
         self.quality = int(config["quality"])
+        # The rate-distortion weight the model was trained for (loss λ·255²·MSE + bpp):
+        # what `lic.codecs.refine` optimises a file's latents for.
+        self.lmbda = float(config["lambda"]) if "lambda" in config else None
         self.device = device
         net = MeanScaleHyperprior(N, M)
         for part in ("g_a", "h_a", "g_s"):  # integer weights are widened once, here
@@ -257,30 +284,69 @@ class HyperpriorCodec:
         return index, means, digest.digest()
 
     @torch.no_grad()
-    def analyse(self, x: Tensor) -> dict[str, Tensor]:
-        """Everything the encoder decides: z and y symbols, table indices, means."""
-        y = run_tiled(lambda t: self.g_a(to_input(t).to(self.device)), x, 16, 1, self.tile, TRANSFORM_HALO)
-        z = self.h_a(y.to(self.device)).to("cpu", torch.float64)
-        z_symbols = torch.round(z - self.z_medians16 * Z_STEP)
-        index, means, digest = self._entropy_parameters(z_symbols)
-        y_symbols = y.to("cpu", torch.float64).sub_(means).round_()
-        return {"z": z_symbols, "y": y_symbols, "index": index, "means": means, "digest": digest}
+    def latents(self, x: Tensor) -> Tensor:
+        """g_a's y for x (float32, on the CPU): what `analyse` quantises, or what
+        `lic.codecs.refine` starts from."""
+        return run_tiled(lambda t: self.g_a(to_input(t).to(self.device)), x, 16, 1, self.tile, TRANSFORM_HALO)
 
-    def encode(self, x: Tensor) -> Encoded:
-        return self._streams(self.analyse(x))
+    def analyse(self, x: Tensor, step: int = 0) -> dict:
+        """Everything the encoder decides: z and y symbols, table indices, means."""
+        return self.analyse_latents(self.latents(x), step)
+
+    @torch.no_grad()
+    def analyse_latents(self, y: Tensor, step: int = 0) -> dict:
+        """The symbols, table indices, means and digest for latents y: z = h_a(y) rounded,
+        then y rounded against the means the integer h_s derives from z."""
+        z = self.h_a(y.to(self.device)).to("cpu", torch.float64)
+        return self.analyse_symbols(torch.round(z - self.z_medians16 * Z_STEP), y, step)
+
+    @torch.no_grad()
+    def analyse_symbols(self, z_symbols: Tensor, y: Tensor, step: int = 0) -> dict:
+        """The analysis for given z symbols: y rounded against the means they give, in steps of
+        `step_size(step)` (rate control) with the tables shifted to match."""
+        index, means, digest = self._entropy_parameters(z_symbols)
+        return self.quantise(y, {"z": z_symbols, "index": index, "means": means, "digest": digest}, step)
+
+    @staticmethod
+    def quantise(y: Tensor, base: dict, step: int) -> dict:
+        """y's symbols for the entropy parameters of `base` (an analysis at step 0, or its
+        z, index, means and digest) at quantisation step code `step`."""
+        y_symbols = y.to("cpu", torch.float64, copy=True).sub_(base["means"])
+        if step:
+            y_symbols.div_(step_size(step))
+        y_symbols.round_()
+        return {**base, "y": y_symbols, "index": shifted(base["index"], step), "step": step}
+
+    @staticmethod
+    def latents_hat(a: dict) -> Tensor:
+        """The y_hat g_s decodes from an analysis (or decoded symbols)."""
+        step = a.get("step", 0)
+        return a["y"] * step_size(step) + a["means"] if step else a["y"] + a["means"]
+
+    def encode(self, x: Tensor, step: int = 0) -> Encoded:
+        """The streams for x; y in steps of `step_size(step)` (rate control) if step is not 0."""
+        if abs(step) > MAX_STEP:
+            raise ValueError(f"quantisation step codes are -{MAX_STEP}..{MAX_STEP}, not {step}")
+        return self._streams(self.analyse(x, step))
+
+    def streams(self, a: dict[str, Tensor]) -> Encoded:
+        """The streams of an analysis (`analyse`, `analyse_latents` or a refined one); `a` is
+        left as it was."""
+        return self._streams(dict(a))
 
     def encode_reconstruct(self, x: Tensor) -> tuple[Encoded, Tensor]:
         """The streams and the 8-bit pixels a decoder will produce from them (closed-loop video
         coding predicts from these, not from the source)."""
         a = self.analyse(x)
-        pixels = self.synthesise(a["y"] + a["means"])
+        pixels = self.synthesise(self.latents_hat(a))
         return self._streams(a), pixels
 
     def _streams(self, a: dict[str, Tensor]) -> Encoded:
         del a["means"]  # y is coded relative to them; not needed any more
         channels = torch.arange(a["z"].shape[1]).view(1, -1, 1, 1).expand_as(a["z"])
         z_stream = _range_coded(a.pop("z"), channels, self.z_tables)
-        return Encoded([z_stream, _range_coded(a.pop("y"), a.pop("index"), self.y_tables)], a["digest"])
+        return Encoded([z_stream, _range_coded(a.pop("y"), a.pop("index"), self.y_tables)], a["digest"],
+                       a.get("step", 0))
 
     @torch.no_grad()
     def decode_symbols(self, encoded: Encoded, height: int, width: int) -> dict[str, Tensor]:
@@ -296,8 +362,12 @@ class HyperpriorCodec:
                 "this machine derived different entropy parameters than the encoder "
                 "(hyper-decoder digest mismatch); the file is damaged or cannot be decoded here"
             )
+        if abs(encoded.step) > MAX_STEP:
+            raise FormatError(f"the file header is corrupted (quantisation step code {encoded.step})")
+        index = shifted(index, encoded.step)
         y = _decode_stream(encoded.streams[1], index.numpy(), self.y_tables, "y stream")
-        return {"z": z_symbols, "y": torch.from_numpy(y).to(torch.float64), "index": index, "means": means}
+        return {"z": z_symbols, "y": torch.from_numpy(y).to(torch.float64), "index": index, "means": means,
+                "step": encoded.step}
 
     @torch.no_grad()
     def synthesise(self, y_hat: Tensor, fast: bool = False) -> Tensor:
@@ -313,7 +383,10 @@ class HyperpriorCodec:
 
     def decode(self, encoded: Encoded, height: int, width: int, fast: bool = False) -> Tensor:
         s = self.decode_symbols(encoded, height, width)
-        return self.synthesise(s.pop("y").add_(s.pop("means")), fast)  # in place: one latent-sized array less
+        y = s.pop("y")
+        if s["step"]:
+            y.mul_(step_size(s["step"]))
+        return self.synthesise(y.add_(s.pop("means")), fast)  # in place: one latent-sized array less
 
 
 def _range_coded(values: Tensor, table_ids: Tensor, tables: CdfTables) -> bytes:

@@ -127,6 +127,8 @@ class VQCodec:
     def decode_indices(self, encoded: Encoded, height: int, width: int) -> np.ndarray:
         if len(encoded.streams) != 1 or not encoded.streams[0]:
             raise FormatError("a vq payload holds exactly one non-empty stream")
+        if encoded.step:
+            raise FormatError("the file header is corrupted (a quantisation step in a vq file)")
         mode, payload = encoded.streams[0][0], encoded.streams[0][1:]
         shape = (height // STRIDE, width // STRIDE)
         if mode == FIXED_LENGTH:
