@@ -235,3 +235,35 @@ def evaluate_video(
     text = report(out, [c.name for c in chosen], anchor)
     atomic_write(out / f"bd-vs-{anchor}.md", text.encode(), force=True)
     typer.echo(text)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  lic report eval/results/kodak -o report/ --images ../shared/data/kodak\n\n"
+        "  lic report eval/results/video-32f -o report-video/        # BD per clip against x264\n\n"
+        "  lic report eval/results/kodak -o vq/ --images kodak/ --crop-codec lic-vq --crop-codec avif-down4 "
+        "--crop-codec webp-down4 --crop-quality 4"
+    )
+)
+@user_errors
+def report(
+    results: Path = typer.Argument(..., help="A results folder of lic eval (curve JSONs) or lic eval-video (clip folders)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the report (created; its files are replaced)."),
+    anchor: Optional[str] = typer.Option(None, help="BD anchor [default: webp for images, x264 for video]."),
+    images: Optional[Path] = typer.Option(
+        None, "--images", help="The images the results were measured on: adds crops at matched bpp."),
+    crop_image: Optional[str] = typer.Option(None, "--crop-image", help="Image of the crops [default: the first]."),
+    crop_codec: list[str] = typer.Option(
+        ["lic-hyperprior", "webp", "avif"], "--crop-codec",
+        help="Codecs of the crops (repeatable): the first at --crop-quality, the others at its bpp."),
+    crop_quality: Optional[int] = typer.Option(None, "--crop-quality", help="Quality of the first crop codec [default: its lowest]."),
+    crop_size: int = typer.Option(192, "--crop-size", min=16, help="Side of the centre crops in pixels."),
+) -> None:
+    """A paper kit from results: RD plots (PDF, PNG), BD tables (Markdown, LaTeX booktabs), crops and an offline HTML page."""
+    from lic.eval.report import write_report
+
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{output}: exists and is not a folder")
+    written = write_report(results, output, anchor, images, crop_image, tuple(crop_codec), crop_quality, crop_size)
+    typer.echo(f"wrote {len(written)} files in {output}; open {output / 'index.html'}")
