@@ -7,7 +7,7 @@ variants would download a checkpoint and are not used.
 
 JOD (just-objectionable-difference) units: 10 is a copy indistinguishable from the reference;
 a difference of 1 JOD means 75 % of observers would prefer the higher-scoring image in a
-side-by-side comparison (0.5 JOD: about 64 %; 0.1 JOD: about 53 %).
+side-by-side comparison (on the scale's normal model, 0.5 JOD: 63 %, 0.25 JOD: 57 %, 0.1 JOD: 53 %).
 
 The display model says how the pixels reach the eye: peak luminance, ambient light, size and
 viewing distance (pixels per degree). `DEFAULT_DISPLAY` is cvvdp's own default; others are
