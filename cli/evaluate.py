@@ -259,11 +259,14 @@ def report(
         help="Codecs of the crops (repeatable): the first at --crop-quality, the others at its bpp."),
     crop_quality: Optional[int] = typer.Option(None, "--crop-quality", help="Quality of the first crop codec [default: its lowest]."),
     crop_size: int = typer.Option(192, "--crop-size", min=16, help="Side of the centre crops in pixels."),
+    codec: list[str] = typer.Option(
+        [], "--codec", "-c", help="Only these curves in plots and tables (repeatable) [default: all]."),
 ) -> None:
     """A paper kit from results: RD plots (PDF, PNG), BD tables (Markdown, LaTeX booktabs), crops and an offline HTML page."""
     from lic.eval.report import write_report
 
     if output.exists() and not output.is_dir():
         raise InputError(f"{output}: exists and is not a folder")
-    written = write_report(results, output, anchor, images, crop_image, tuple(crop_codec), crop_quality, crop_size)
+    written = write_report(results, output, anchor, images, crop_image, tuple(crop_codec), crop_quality, crop_size,
+                           tuple(codec))
     typer.echo(f"wrote {len(written)} files in {output}; open {output / 'index.html'}")

@@ -276,9 +276,14 @@ def html_page(title: str, plots: list[tuple[str, Path]], tables: list[tuple[str,
 
 def write_report(results: Path, out: Path, anchor: str | None = None, images: Path | None = None,
                  crop_image: str | None = None, crop_codecs: tuple[str, ...] = ("lic-hyperprior", "webp", "avif"),
-                 crop_quality: int | None = None, crop_size: int = 192) -> list[Path]:
-    """Writes the whole report into `out`; returns the files written."""
+                 crop_quality: int | None = None, crop_size: int = 192, codecs: tuple[str, ...] = ()) -> list[Path]:
+    """Writes the whole report into `out` (with `codecs`, only their curves); returns the files written."""
     found, video = sections(results)
+    if codecs:
+        found = [Section(s.title, s.prefix, [c for c in s.curves if c.name in codecs]) for s in found]
+        missing = sorted(set(codecs) - {c.name for s in found for c in s.curves})
+        if missing:
+            raise InputError(f"no curve of {', '.join(missing)} in {results}")
     anchor = anchor or ("x264" if video else "webp")
     order = VIDEO_METRICS if video else IMAGE_METRICS
     figures = out / "figures"

@@ -123,6 +123,15 @@ def test_report_of_video_results_has_one_column_per_clip(tmp_path):
     assert values[2] == pytest.approx((values[0] + values[1]) / 2, abs=0.06)
 
 
+def test_report_of_chosen_codecs_leaves_the_others_out(results, tmp_path):
+    folder, _ = results
+    out = tmp_path / "report"
+    report(folder, out, "-c", "webp", "-c", "avif")
+    assert "jpeg-420" not in (out / "bd-vs-webp.md").read_text() + (out / "bd-vs-webp.tex").read_text()
+    r = runner.invoke(app, ["report", str(folder), "-o", str(out), "-c", "webp", "-c", "jxl"])
+    assert r.exit_code == 1 and "no curve of jxl" in r.output
+
+
 def test_report_needs_a_results_folder(tmp_path):
     r = runner.invoke(app, ["report", str(tmp_path), "-o", str(tmp_path / "out")])
     assert r.exit_code == 1 and "no curve JSONs" in r.output and "Traceback" not in r.output
