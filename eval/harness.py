@@ -153,8 +153,6 @@ def _current(row: Row, codec: Codec) -> bool:
     return row["quality"] in codec.qualities and row["model_hash"] == model_hash(codec, row["quality"])
 
 
-
-
 def evaluate(
     dataset: Path,
     codecs: list[Codec],
