@@ -28,7 +28,8 @@ def _bd_report(curves: list, anchor: str) -> str:
         "Examples:\n\n"
         "  lic eval ../shared/data/kodak -c webp -c jpeg-420 -c avif -o results/kodak\n\n"
         "  lic eval kodak/ -c lic-hyperprior -c webp --anchor webp    # BD-rates vs WebP\n\n"
-        "  lic eval kodak/ -c avif-down4 -c lic-vq --perceptual -j 2  # DSS, HaarPSI, GMSD too\n\n"
+        "  lic eval kodak/ -c avif-down4 -c lic-vq --perceptual -j 2  # DSS, HaarPSI, GMSD, JOD too\n\n"
+        "  lic eval kodak/ -c webp --metric cvvdp --display standard_fhd   # ColorVideoVDP on a 24-inch FHD monitor\n\n"
         "Run it again on the same -o folder to resume: rows already there are skipped."
     ),
 )
@@ -40,8 +41,14 @@ def evaluate(
         None, "--output", "-o", help="Results folder [default: results/<dataset folder name>]."),
     anchor: str = typer.Option("webp", help="BD-rate anchor: a codec with a curve in the results folder."),
     metric: list[str] = typer.Option(
-        [], "--metric", help="Also measure a weight-free perceptual metric: dss, haarpsi or gmsd (repeatable)."),
-    perceptual: bool = typer.Option(False, "--perceptual", help="Measure all of dss, haarpsi and gmsd."),
+        [], "--metric", help="Also measure a weight-free perceptual metric: dss, haarpsi, gmsd or cvvdp "
+        "(ColorVideoVDP, in JOD; needs lic[perceptual]) (repeatable)."),
+    perceptual: bool = typer.Option(
+        False, "--perceptual", help="Measure all of dss, haarpsi, gmsd and (if installed) cvvdp."),
+    display: str = typer.Option(
+        "standard_4k", "--display", help="cvvdp's display model: standard_4k is a 30-inch 4K monitor, 200 cd/m^2, "
+        "office light, seen from 0.75 m; standard_fhd a 24-inch FHD one from 0.6 m; any name in cvvdp's "
+        "display_models.json."),
     workers: int = typer.Option(
         1, "--workers", "-j", min=1, help="Processes for the classic codecs (timings are then taken under load)."),
     device: str = typer.Option("cpu", help="Device for lic models: cpu or cuda."),
@@ -52,16 +59,22 @@ def evaluate(
         "codec's quality searched per image; curves are named <codec>@bpp."),
 ) -> None:
     """Measure rate (real file bytes), PSNR, Y-PSNR, MS-SSIM, LPIPS and times per image and quality."""
-    from lic.eval import perceptual as perceptual_metrics
+    from lic.eval import cvvdp, perceptual as perceptual_metrics
     from lic.eval.codecs import resolve
     from lic.eval.harness import MetricSet, evaluate as run, list_images
     from lic.eval.results import read_curve
     from lic.files import atomic_write
 
-    unknown = [m for m in metric if m not in perceptual_metrics.WEIGHT_FREE]
+    choices = (*perceptual_metrics.WEIGHT_FREE, "cvvdp")
+    unknown = [m for m in metric if m not in choices]
     if unknown:
-        raise InputError(f"unknown metric '{unknown[0]}' (choose from {', '.join(perceptual_metrics.WEIGHT_FREE)})")
-    weight_free = tuple(perceptual_metrics.WEIGHT_FREE) if perceptual else tuple(dict.fromkeys(metric))
+        raise InputError(f"unknown metric '{unknown[0]}' (choose from {', '.join(choices)})")
+    weight_free = tuple(perceptual_metrics.WEIGHT_FREE) if perceptual else tuple(m for m in dict.fromkeys(metric) if m != "cvvdp")
+    jod = "cvvdp" in metric or (perceptual and cvvdp.available())
+    if perceptual and not jod:
+        typer.echo(f"lic: note: JOD skipped: {cvvdp.INSTALL_HINT}", err=True)
+    if jod:
+        cvvdp.check_display(display)  # also says how to install cvvdp when it is missing
     resolved = [resolve(name, device) for name in dict.fromkeys(codecs)]
     if target_bpp is not None:
         from lic.eval.matched import MatchedRate, parse_targets
@@ -74,7 +87,8 @@ def evaluate(
         typer.echo(f"lic: note: {perceptual_metrics.missing_backbone_note()}", err=True)
     out = output if output is not None else Path("results") / dataset.name
 
-    run(dataset, resolved, out, MetricSet(lpips=lpips, weight_free=weight_free), workers, force,
+    wanted = MetricSet(lpips=lpips, weight_free=weight_free, display=display if jod else None)
+    run(dataset, resolved, out, wanted, workers, force,
         log=lambda line: typer.echo(line, err=True))
 
     curves = [read_curve(p) for p in sorted(out.glob("*.json"))]
@@ -172,6 +186,7 @@ def compare(
         "  lic eval-video foreman_cif.mp4 akiyo_cif.mp4 -c x264 -c x265 -c lic-video -o results/video\n\n"
         "  lic eval-video BasketballPass_416x240_50fps_100f/ --fps 50 -c x264 -c lic-video-intra\n\n"
         "  lic eval-video clip.mkv -c x264 --crf 30 --crf 35 --frames 32   # a quick look\n\n"
+        "  lic eval-video foreman_cif.mp4 -c x264 -c lic-video --metric cvvdp --frames 32   # JOD too\n\n"
         "Run it again on the same -o folder to resume: rows already there are skipped."
     ),
 )
@@ -189,13 +204,17 @@ def evaluate_video(
     fps: Optional[str] = typer.Option(
         None, "--fps", help="Frame rate of frame folders, e.g. 50 or 30000/1001 [default: 25]."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Code only the first N frames of each clip."),
+    metric: list[str] = typer.Option(
+        [], "--metric", help="cvvdp: also ColorVideoVDP over each whole clip, in JOD (needs lic[perceptual])."),
+    display: str = typer.Option("standard_4k", "--display", help="cvvdp's display model (see lic eval --help)."),
     device: str = typer.Option("cpu", help="Device for lic models: cpu or cuda."),
     force: bool = typer.Option(
         False, "--force", "-f", help="Redo every row of these codecs (and overwrite their curves)."),
 ) -> None:
-    """Measure rate (real file bytes), RGB and Y PSNR, and coding speed per clip and quality."""
+    """Measure rate (real file bytes), RGB and Y PSNR, JOD (--metric cvvdp) and coding speed per clip and quality."""
     from fractions import Fraction
 
+    from lic.eval import cvvdp
     from lic.eval.video_baselines import VIDEO_BASELINES
     from lic.eval.video_codecs import resolve_video
     from lic.eval.video_harness import Clip, evaluate_video as run, report
@@ -207,6 +226,11 @@ def evaluate_video(
         raise InputError(f"--fps {fps}: not a frame rate (give e.g. 25, 29.97 or 30000/1001)") from None
     if folder_fps is not None and folder_fps <= 0:
         raise InputError(f"--fps {fps}: the frame rate must be positive")
+    unknown = [m for m in metric if m != "cvvdp"]
+    if unknown:
+        raise InputError(f"unknown metric '{unknown[0]}' (eval-video measures PSNR always and cvvdp when asked)")
+    if metric:
+        cvvdp.check_display(display)  # also says how to install cvvdp when it is missing
     resolved = [resolve_video(name, device) for name in dict.fromkeys(codecs)]
     if crf:
         sweep = tuple(sorted(set(crf), reverse=True))
@@ -214,8 +238,43 @@ def evaluate_video(
     out = output if output is not None else Path("results") / "video"
     chosen = [Clip(path, folder_fps, frames) for path in clips]
 
-    run(chosen, resolved, out, force, log=lambda line: typer.echo(line, err=True))
+    run(chosen, resolved, out, force, log=lambda line: typer.echo(line, err=True), display=display if metric else None)
 
     text = report(out, [c.name for c in chosen], anchor)
     atomic_write(out / f"bd-vs-{anchor}.md", text.encode(), force=True)
     typer.echo(text)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  lic report eval/results/kodak -o report/ --images ../shared/data/kodak\n\n"
+        "  lic report eval/results/video-32f -o report-video/        # BD per clip against x264\n\n"
+        "  lic report eval/results/kodak -o vq/ --images kodak/ --crop-codec lic-vq --crop-codec avif-down4 "
+        "--crop-codec webp-down4 --crop-quality 4"
+    )
+)
+@user_errors
+def report(
+    results: Path = typer.Argument(..., help="A results folder of lic eval (curve JSONs) or lic eval-video (clip folders)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the report (created; its files are replaced)."),
+    anchor: Optional[str] = typer.Option(None, help="BD anchor [default: webp for images, x264 for video]."),
+    images: Optional[Path] = typer.Option(
+        None, "--images", help="The images the results were measured on: adds crops at matched bpp."),
+    crop_image: Optional[str] = typer.Option(None, "--crop-image", help="Image of the crops [default: the first]."),
+    crop_codec: list[str] = typer.Option(
+        ["lic-hyperprior", "webp", "avif"], "--crop-codec",
+        help="Codecs of the crops (repeatable): the first at --crop-quality, the others at its bpp."),
+    crop_quality: Optional[int] = typer.Option(None, "--crop-quality", help="Quality of the first crop codec [default: its lowest]."),
+    crop_size: int = typer.Option(192, "--crop-size", min=16, help="Side of the centre crops in pixels."),
+    codec: list[str] = typer.Option(
+        [], "--codec", "-c", help="Only these curves in plots and tables (repeatable) [default: all]."),
+) -> None:
+    """A paper kit from results: RD plots (PDF, PNG), BD tables (Markdown, LaTeX booktabs), crops and an offline HTML page."""
+    from lic.eval.report import write_report
+
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{output}: exists and is not a folder")
+    written = write_report(results, output, anchor, images, crop_image, tuple(crop_codec), crop_quality, crop_size,
+                           tuple(codec))
+    typer.echo(f"wrote {len(written)} files in {output}; open {output / 'index.html'}")

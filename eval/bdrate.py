@@ -1,4 +1,4 @@
-"""Bjøntegaard deltas of every curve against an anchor, on PSNR, MS-SSIM (dB) and LPIPS.
+"""Bjøntegaard deltas of every curve against an anchor, on PSNR, MS-SSIM (dB), LPIPS and JOD.
 
 The arithmetic is the `bjontegaard` package's (FAU-LMS) piecewise cubic (PCHIP)
 interpolation, which reproduces the JVET common-test-conditions spreadsheet. BD-rate is the
@@ -25,11 +25,13 @@ from lic.eval.results import METRICS, Curve
 MIN_OVERLAP = 0.5
 
 #: The metrics an image BD table reports, in column order (video tables use PSNR on RGB and Y).
-BD_METRICS = ("psnr-rgb", "ms-ssim-rgb", "lpips")
+BD_METRICS = ("psnr-rgb", "ms-ssim-rgb", "lpips", "cvvdp")
 _DELTA_LABELS = {"psnr-rgb": "BD-PSNR [dB]", "psnr-y": "BD-PSNR-Y [dB]", "ms-ssim-rgb": "BD-MS-SSIM [dB]",
-                 "lpips": "BD-LPIPS"}
+                 "lpips": "BD-LPIPS", "cvvdp": "BD-JOD"}
 _RATE_LABELS = {"psnr-rgb": "BD-rate PSNR", "psnr-y": "BD-rate PSNR-Y", "ms-ssim-rgb": "BD-rate MS-SSIM",
-                "lpips": "BD-rate LPIPS"}
+                "lpips": "BD-rate LPIPS", "cvvdp": "BD-rate JOD"}
+
+_DELTA_DIGITS = {"lpips": 4, "cvvdp": 3}  # JOD deltas between good codecs are hundredths
 
 Points = tuple[list[float], list[float]]  # (bpp, quality), quality rising with bpp
 
@@ -96,6 +98,8 @@ def bd_table(curves: list[Curve], anchor: str, metrics: tuple[str, ...] = BD_MET
         rate, delta, rate_overlap, delta_overlap = {}, {}, {}, {}
         for metric in metrics:
             a, t = _points(base, metric), _points(curve, metric)
+            if metric == "cvvdp" and curve.display != base.display:
+                t = ([], [])  # JOD on another display model is not comparable
             rate[metric] = bd_rate(a, t)
             d = bd_quality(a, t)
             delta[metric] = d if d is None or METRICS[metric].higher_is_better else -d
@@ -131,7 +135,7 @@ def format_table(rows: list[BdRow], anchor: str) -> str:
         cells = [r.codec]
         for m in metrics:
             cells.append(_cell(r.rate[m], r.rate_overlap[m], 1, "%"))
-            cells.append(_cell(r.delta[m], r.delta_overlap[m], 4 if m == "lpips" else 2))
+            cells.append(_cell(r.delta[m], r.delta_overlap[m], _DELTA_DIGITS.get(m, 2)))
         lines.append(f"| {' | '.join(cells)} |")
     return "\n".join([*lines, "", *bd_notes(anchor)]) + "\n"
 
@@ -143,6 +147,7 @@ def format_clip_table(tables: dict[str, list[BdRow]], anchor: str, metric: str, 
     clips = list(tables)
     codecs = list(dict.fromkeys(r.codec for rows in tables.values() for r in rows))
     label = (_DELTA_LABELS if delta else _RATE_LABELS)[metric]
+    digits = _DELTA_DIGITS.get(metric, 2) if delta else 1
     lines = [f"| {label} | {' | '.join(clips)} | mean |", "|---|" + "---:|" * (len(clips) + 1)]
     for codec in codecs:
         cells, values, shares = [codec], [], []
@@ -150,11 +155,11 @@ def format_clip_table(tables: dict[str, list[BdRow]], anchor: str, metric: str, 
             row = next((r for r in tables[clip] if r.codec == codec), None)
             value = None if row is None else (row.delta if delta else row.rate)[metric]
             share = 0.0 if row is None else (row.delta_overlap if delta else row.rate_overlap)[metric]
-            cells.append(_cell(value, share, 2 if delta else 1, "" if delta else "%"))
+            cells.append(_cell(value, share, digits, "" if delta else "%"))
             values.append(value)
             shares.append(share)
         mean = None if None in values or not values else sum(values) / len(values)
-        cells.append(_cell(mean, min(shares, default=0.0), 2 if delta else 1, "" if delta else "%"))
+        cells.append(_cell(mean, min(shares, default=0.0), digits, "" if delta else "%"))
         lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 

@@ -1,8 +1,11 @@
 """The evaluation loop: every codec at every quality on every image, one CSV row each.
 
 Rows are appended to the folder's CSV as they finish, so an interrupted run loses at most the
-rows in flight, and the next run over the same folder skips every row already there (a row
-is redone only when it lacks a metric now asked for, or came from another lic model).
+rows in flight, and the next run over the same folder skips every row already there. A row of
+another lic model is redone. A row that lacks a metric now asked for (say ColorVideoVDP, or JOD
+on another display) is *completed*: the image is coded again (decoded images are not kept),
+and if the file has the same bytes as the row's, only the missing metrics are measured and
+the row keeps its times and other values; a file of other bytes redoes the whole row.
 Classic codecs can run in worker processes; lic models run in this process, one at a time,
 so their timings are not disturbed by workers. Everything runs single-threaded (encoders,
 lic models on the CPU, metrics): timings compare across codecs, and on a busy machine torch's
@@ -26,10 +29,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from lic.errors import InputError, LicError
-from lic.eval import metrics, perceptual
+from lic.eval import cvvdp, metrics, perceptual
 from lic.eval.baselines import BASELINES
 from lic.eval.codecs import Codec, LicCodec
-from lic.eval.results import ROWS_FILE, Row, journal, make_curve, read_rows, row_key, write_json
+from lic.eval.results import DISPLAY_COLUMN, ROWS_FILE, Row, journal, make_curve, read_rows, row_key, write_json
 from lic.imageio import load_image
 
 
@@ -40,10 +43,19 @@ class MetricSet:
     lpips: bool = False  # only when the backbone is available (or random_backbone)
     random_backbone: bool = False  # tests only: an untrained LPIPS backbone
     weight_free: tuple[str, ...] = ()  # keys of perceptual.WEIGHT_FREE
+    display: str | None = None  # ColorVideoVDP on this display model (lic.eval.cvvdp); None: not measured
 
     @property
     def optional(self) -> tuple[str, ...]:
-        return (("lpips",) if self.lpips else ()) + self.weight_free
+        return (("lpips",) if self.lpips else ()) + self.weight_free + (("cvvdp",) if self.display else ())
+
+    def missing(self, row: Row | None) -> tuple[str, ...]:
+        """The metrics of this set that `row` lacks (all of them for no row); JOD measured on
+        another display counts as missing."""
+        wanted = ("psnr-rgb", "psnr-y", "ms-ssim-rgb", *self.optional)
+        if row is None:
+            return wanted
+        return tuple(m for m in wanted if row[m] is None or (m == "cvvdp" and row[DISPLAY_COLUMN] != self.display))
 
 
 class Meter:
@@ -52,30 +64,40 @@ class Meter:
     def __init__(self, wanted: MetricSet) -> None:
         self.wanted = wanted
         self.lpips = perceptual.load_lpips(random_backbone=wanted.random_backbone) if wanted.lpips else None
+        self.cvvdp = cvvdp.load(wanted.display) if wanted.display else None
 
-    def __call__(self, original: np.ndarray, decoded: np.ndarray) -> dict[str, float | None]:
-        """Values rounded for the CSV; NaN marks a metric undefined for this image size."""
+    def __call__(self, original: np.ndarray, decoded: np.ndarray, only: tuple[str, ...] | None = None) -> Row:
+        """Values rounded for the CSV (NaN marks a metric undefined for this image size), of
+        the metrics in `only` (default: all of the set's)."""
         nan = math.nan
-        values = {
-            "psnr-rgb": round(metrics.psnr(original, decoded), 4),
-            "psnr-y": round(metrics.y_psnr(original, decoded), 4),
-            "ms-ssim-rgb": round(metrics.ms_ssim(original, decoded), 6) if min(original.shape[:2]) > 160 else nan,
+        measures = {
+            "psnr-rgb": lambda: round(metrics.psnr(original, decoded), 4),
+            "psnr-y": lambda: round(metrics.y_psnr(original, decoded), 4),
+            "ms-ssim-rgb": lambda: round(metrics.ms_ssim(original, decoded), 6) if min(original.shape[:2]) > 160 else nan,
         }
         if self.lpips is not None:
-            value = self.lpips(original, decoded)
-            values["lpips"] = nan if value is None else round(value, 6)
+            measures["lpips"] = lambda: _or_nan(self.lpips(original, decoded))
         for name in self.wanted.weight_free:
-            value = perceptual.WEIGHT_FREE[name](original, decoded)
-            values[name] = nan if value is None else round(value, 6)
+            measures[name] = lambda name=name: _or_nan(perceptual.WEIGHT_FREE[name](original, decoded))
+        if self.cvvdp is not None:
+            measures["cvvdp"] = lambda: round(self.cvvdp.image(original, decoded), 6)
+        values: Row = {name: measure() for name, measure in measures.items() if only is None or name in only}
+        if "cvvdp" in values:
+            values[DISPLAY_COLUMN] = self.wanted.display
         return values
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else round(value, 6)
 
 
 def model_hash(codec: Codec, quality: int) -> str:
     return codec.model_file(quality).hash.hex() if isinstance(codec, LicCodec) else ""
 
 
-def measure(codec: Codec, quality: int, image: Path, meter: Meter) -> Row:
-    """Encodes, decodes and measures one image at one quality: one CSV row."""
+def measure(codec: Codec, quality: int, image: Path, meter: Meter, earlier: Row | None = None) -> Row:
+    """Encodes, decodes and measures one image at one quality: one CSV row. With an `earlier`
+    row of the same file (same bytes), only the metrics it lacks are measured into a copy of it."""
     original = load_image(image).rgb
     start = time.perf_counter()
     data = codec.encode(original, quality)
@@ -84,8 +106,11 @@ def measure(codec: Codec, quality: int, image: Path, meter: Meter) -> Row:
     seconds_dec = time.perf_counter() - encoded
     if decoded.shape != original.shape or decoded.dtype != np.uint8:
         raise LicError(f"{codec.name} q{quality} decoded {image.name} to {decoded.shape}, not {original.shape}")
+    if earlier is not None and earlier["bytes"] == len(data):
+        return {**earlier, **meter(original, decoded, only=meter.wanted.missing(earlier))}
     height, width = original.shape[:2]
-    row = {c: None for c in ("lpips", *perceptual.WEIGHT_FREE)}
+    row = {c: None for c in ("lpips", *perceptual.WEIGHT_FREE, "cvvdp")}
+    row[DISPLAY_COLUMN] = ""
     row.update(
         codec=codec.name, model_hash=model_hash(codec, quality), quality=quality, image=image.name,
         width=width, height=height, bytes=len(data), bpp=round(8 * len(data) / (width * height), 6),
@@ -104,8 +129,8 @@ def _start_worker(wanted: MetricSet) -> None:
     _worker_meter = Meter(wanted)
 
 
-def _work(codec: str, quality: int, image: Path) -> Row:
-    return measure(BASELINES[codec], quality, image, _worker_meter)
+def _work(codec: str, quality: int, image: Path, earlier: Row | None) -> Row:
+    return measure(BASELINES[codec], quality, image, _worker_meter, earlier)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -126,11 +151,6 @@ def list_images(folder: Path) -> list[Path]:
 def _current(row: Row, codec: Codec) -> bool:
     """The row is of a quality the codec still has, made by the same lic model."""
     return row["quality"] in codec.qualities and row["model_hash"] == model_hash(codec, row["quality"])
-
-
-def _complete(row: Row, codec: Codec, wanted: MetricSet) -> bool:
-    metric_cells = ("psnr-rgb", "psnr-y", "ms-ssim-rgb", *wanted.optional)
-    return _current(row, codec) and all(row[m] is not None for m in metric_cells)
 
 
 def evaluate(
@@ -164,7 +184,10 @@ def _existing_rows(out: Path, codecs: list[Codec], force: bool) -> dict[tuple, R
     return {row_key(r): r for r in kept}  # a row redone by an earlier run replaces its first try
 
 
-def _run(jobs: list[tuple[Codec, int, Path]], wanted: MetricSet, workers: int, record: Callable[[Row], None]) -> None:
+Job = tuple[Codec, int, Path, Row | None]  # codec, quality, image, the row to complete (if any)
+
+
+def _run(jobs: list[Job], wanted: MetricSet, workers: int, record: Callable[[Row], None]) -> None:
     """Measures the jobs: classic codecs in `workers` processes (if over 1), the rest here."""
     parallel = [j for j in jobs if workers > 1 and j[0].name in BASELINES]
     local = [j for j in jobs if not (workers > 1 and j[0].name in BASELINES)]
@@ -172,11 +195,12 @@ def _run(jobs: list[tuple[Codec, int, Path]], wanted: MetricSet, workers: int, r
         # A fork server imports lic (and torch) once and forks the workers from that clean
         # process: no re-import per worker as with spawn, no inherited threads as with fork.
         context = get_context("forkserver")
-        metric_modules = (["piq"] if wanted.weight_free else []) + (["lpips"] if wanted.lpips else [])
+        metric_modules = ((["piq"] if wanted.weight_free else []) + (["lpips"] if wanted.lpips else [])
+                          + (["pycvvdp"] if wanted.display else []))
         context.set_forkserver_preload([__name__, *metric_modules])
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                  initargs=(wanted,)) as pool:
-            futures = [pool.submit(_work, c.name, q, p) for c, q, p in parallel]
+            futures = [pool.submit(_work, c.name, q, p, r) for c, q, p, r in parallel]
             try:
                 for future in as_completed(futures):
                     record(future.result())
@@ -185,11 +209,11 @@ def _run(jobs: list[tuple[Codec, int, Path]], wanted: MetricSet, workers: int, r
                 raise
     meter = Meter(wanted) if local else None
     prepared = None
-    for codec, quality, image in local:
+    for codec, quality, image, earlier in local:
         if prepared != (codec.name, quality):
             codec.prepare(quality)  # untimed: loading a model is not encoding
             prepared = (codec.name, quality)
-        record(measure(codec, quality, image, meter))
+        record(measure(codec, quality, image, meter, earlier))
 
 
 def _evaluate(dataset: Path, codecs: list[Codec], out: Path, wanted: MetricSet, workers: int, force: bool,
@@ -201,9 +225,10 @@ def _evaluate(dataset: Path, codecs: list[Codec], out: Path, wanted: MetricSet, 
     out.mkdir(parents=True, exist_ok=True)
     latest = _existing_rows(out, codecs, force)
     image_names = {p.name for p in images}
-    done = {k for k, r in latest.items()
-            if k[0] in by_name and k[2] in image_names and _complete(r, by_name[k[0]], wanted)}
-    jobs = [(c, q, p) for c in codecs for q in c.qualities for p in images if (c.name, q, p.name) not in done]
+    current = {k: r for k, r in latest.items() if k[0] in by_name and k[2] in image_names and _current(r, by_name[k[0]])}
+    done = {k for k, r in current.items() if not wanted.missing(r)}
+    jobs = [(c, q, p, current.get((c.name, q, p.name))) for c in codecs for q in c.qualities for p in images
+            if (c.name, q, p.name) not in done]
     total = sum(len(c.qualities) for c in codecs) * len(images)
     rows_path = out / ROWS_FILE
     if done:

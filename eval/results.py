@@ -8,7 +8,8 @@ The JSON follows CompressAI's results files, so its plotting tools read them too
 
 Each list has one entry per quality point: the mean over the images (PSNR is averaged per
 image in dB, as CompressAI does; bpp is the mean of per-image bpp). A mean that any image
-lacks is null. "dss", "haarpsi" and "gmsd" appear when they were measured. Published
+lacks is null. "dss", "haarpsi", "gmsd" and "cvvdp" (ColorVideoVDP, in JOD) appear when they
+were measured; with "cvvdp" the curve names its display model in "cvvdp-display". Published
 reference curves carry a "reference" object naming their source; reading accepts the
 older CompressAI keys "psnr" and "ms-ssim".
 
@@ -39,9 +40,12 @@ ROWS_FILE = "per-image.csv"
 #: are never reused for a newer one.
 COLUMNS = (
     "codec", "model_hash", "quality", "image", "width", "height", "bytes", "bpp",
-    "psnr-rgb", "psnr-y", "ms-ssim-rgb", "lpips", "dss", "haarpsi", "gmsd",
+    "psnr-rgb", "psnr-y", "ms-ssim-rgb", "lpips", "dss", "haarpsi", "gmsd", "cvvdp", "cvvdp-display",
     "encoding_time", "decoding_time",
 )
+#: The display model a row's ColorVideoVDP value was computed for (`lic.eval.cvvdp`): JOD
+#: depends on it, so rows of one display are never averaged or compared with another's.
+DISPLAY_COLUMN = "cvvdp-display"
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ METRICS = {
     "dss": Metric("DSS"),
     "haarpsi": Metric("HaarPSI"),
     "gmsd": Metric("GMSD", higher_is_better=False),
+    "cvvdp": Metric("ColorVideoVDP [JOD]"),
 }
 #: Always in a curve (null where not measured); the others only when measured.
 CORE_METRICS = ("psnr-rgb", "psnr-y", "ms-ssim-rgb", "lpips")
@@ -78,6 +83,10 @@ class RowSchema:
     integer: frozenset[str]  # the other columns are floats
     item: str  # the column naming what a row measures: "image", or "clip" for video
 
+    @property
+    def key_columns(self) -> tuple[str, str, str]:
+        return "codec", "quality", self.item
+
     def key(self, row: Row) -> tuple[str, int, str]:
         return row["codec"], row["quality"], row[self.item]
 
@@ -89,7 +98,7 @@ class RowSchema:
         return int(text) if column in self.integer else float(text)
 
 
-IMAGE_ROWS = RowSchema(COLUMNS, frozenset({"codec", "model_hash", "image"}),
+IMAGE_ROWS = RowSchema(COLUMNS, frozenset({"codec", "model_hash", "image", DISPLAY_COLUMN}),
                        frozenset({"quality", "width", "height", "bytes"}), "image")
 
 
@@ -98,19 +107,24 @@ def row_key(row: Row) -> tuple[str, int, str]:
 
 
 def read_rows(path: Path, schema: RowSchema = IMAGE_ROWS) -> list[Row]:
-    """Rows of a results CSV; a last line cut short by an interrupted run is dropped."""
+    """Rows of a results CSV; a last line cut short by an interrupted run is dropped.
+
+    A CSV written before a column was added (e.g. `cvvdp`) is read with that column empty,
+    so a run that asks for the new metric fills it in; the file is rewritten with every column."""
     with path.open(newline="") as f:
         lines = list(csv.reader(f))
-    if not lines or tuple(lines[0]) != schema.columns:
+    header = tuple(lines[0]) if lines else ()
+    if not header or not set(schema.key_columns) <= set(header) or not set(header) <= set(schema.columns):
         raise InputError(f"{path}: not a per-{schema.item} CSV of this version of lic (use another -o folder or --force)")
     rows = []
     for cells in lines[1:]:
-        if len(cells) != len(schema.columns):
+        if len(cells) != len(header):
             continue
         try:
-            rows.append({c: schema.parse(c, t) for c, t in zip(schema.columns, cells)})
+            parsed = {c: schema.parse(c, t) for c, t in zip(header, cells)}
         except ValueError:
             continue
+        rows.append({c: parsed.get(c, "" if c in schema.text else None) for c in schema.columns})
     return rows
 
 
@@ -169,7 +183,14 @@ def make_curve(name: str, description: str, dataset: str, qualities: tuple[int, 
     for key in keys:
         results[key] = [_mean([r[key] for r in rs]) for _, rs in points]
     items = len({r[schema.item] for r in rows})
-    return {"name": name, "description": description, "dataset": dataset, f"{schema.item}s": items, "results": results}
+    curve = {"name": name, "description": description, "dataset": dataset, f"{schema.item}s": items, "results": results}
+    if "cvvdp" in keys:
+        displays = {r[DISPLAY_COLUMN] for r in rows if r["cvvdp"] is not None}
+        if len(displays) == 1:
+            curve[DISPLAY_COLUMN] = displays.pop()
+        elif displays:  # JOD on different displays: no mean of them means anything
+            results["cvvdp"] = [None] * len(points)
+    return curve
 
 
 def write_json(path: Path, data: dict, force: bool) -> None:
@@ -185,6 +206,7 @@ class Curve:
     dataset: str | None
     results: dict[str, list]
     reference: dict | None = None
+    display: str | None = None  # the display model of its ColorVideoVDP values
 
     def points(self, metric: str) -> tuple[list[float], list[float]]:
         """(bpp, value) pairs where both are known, by increasing bpp; MS-SSIM in dB."""
@@ -202,7 +224,7 @@ def read_curve(path: Path) -> Curve:
         if not isinstance(results.get("bpp"), list):
             raise KeyError("bpp")
         return Curve(str(data.get("name", path.stem)), str(data.get("description", "")),
-                     data.get("dataset"), results, data.get("reference"))
+                     data.get("dataset"), results, data.get("reference"), data.get(DISPLAY_COLUMN))
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
