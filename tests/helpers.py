@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -30,6 +31,15 @@ def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
     yy, xx = np.mgrid[0:height, 0:width]
     base = np.stack([128 + 100 * np.sin(xx / 17 + c) * np.cos(yy / 23 - c) for c in range(3)], axis=-1)
     return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+
+
+def photo_folder(folder: Path, *images: tuple[str, int, int]) -> Path:
+    """A tiny test set: `folder` made with a `photo_like` PNG per (name, height, width),
+    seeded 1, 2, ... in order."""
+    folder.mkdir()
+    for seed, (name, height, width) in enumerate(images, 1):
+        Image.fromarray(photo_like(height, width, seed=seed)).save(folder / name)
+    return folder
 
 
 def assert_same_pixels_everywhere(data: bytes, model: Path, tmp_path: Path) -> None:

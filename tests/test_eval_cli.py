@@ -3,11 +3,10 @@
 import json
 
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from lic.cli import app
-from helpers import photo_like
+from helpers import photo_folder
 
 runner = CliRunner()
 
@@ -18,11 +17,8 @@ def lic(*args):
 
 @pytest.fixture()
 def dataset(tmp_path):
-    folder = tmp_path / "kodak"  # named like the real set, so published Kodak curves apply
-    folder.mkdir()
-    Image.fromarray(photo_like(176, 168, seed=1)).save(folder / "one.png")
-    Image.fromarray(photo_like(168, 176, seed=2)).save(folder / "two.png")
-    return folder
+    # named like the real set, so published Kodak curves apply
+    return photo_folder(tmp_path / "kodak", ("one.png", 176, 168), ("two.png", 168, 176))
 
 
 @pytest.fixture(autouse=True)

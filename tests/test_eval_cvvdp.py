@@ -16,7 +16,7 @@ from lic.eval.bdrate import bd_table
 from lic.eval.codecs import resolve
 from lic.eval.harness import Meter, MetricSet, evaluate
 from lic.eval.results import COLUMNS, ROWS_FILE, Curve, make_curve, read_curve, read_rows
-from helpers import photo_like
+from helpers import photo_folder, photo_like
 
 needs_cvvdp = pytest.mark.skipif(not cvvdp.available(), reason="cvvdp is not installed (pip install 'lic[perceptual]')")
 runner = CliRunner()
@@ -30,11 +30,7 @@ def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
 
 @pytest.fixture()
 def dataset(tmp_path):
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    Image.fromarray(photo_like(176, 168, seed=1)).save(folder / "a.png")
-    Image.fromarray(photo_like(64, 96, seed=2)).save(folder / "b.png")
-    return folder
+    return photo_folder(tmp_path / "tiny", ("a.png", 176, 168), ("b.png", 64, 96))
 
 
 @needs_cvvdp

@@ -11,16 +11,13 @@ from lic.eval import harness
 from lic.eval.codecs import resolve
 from lic.eval.harness import MetricSet, evaluate
 from lic.eval.results import ROWS_FILE, read_curve, read_rows
-from helpers import photo_like
+from helpers import photo_folder, photo_like
 
 
 @pytest.fixture()
 def dataset(tmp_path):
     """Two images: one large enough for MS-SSIM (sides above 160 px), one not."""
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    Image.fromarray(photo_like(176, 168, seed=1)).save(folder / "a.png")
-    Image.fromarray(photo_like(48, 64, seed=2)).save(folder / "b.png")
+    folder = photo_folder(tmp_path / "tiny", ("a.png", 176, 168), ("b.png", 48, 64))
     (folder / "notes.txt").write_text("not an image")
     return folder
 

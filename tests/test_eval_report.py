@@ -15,7 +15,7 @@ from lic.eval.bdrate import bd_table, format_table
 from lic.eval.codecs import resolve
 from lic.eval.harness import MetricSet, evaluate
 from lic.eval.results import read_curve
-from helpers import photo_like
+from helpers import photo_folder
 
 runner = CliRunner()
 CODECS = ("webp", "jpeg-420", "avif")
@@ -25,10 +25,7 @@ CODECS = ("webp", "jpeg-420", "avif")
 def results(tmp_path_factory):
     """An image results folder of three classic codecs on two small images, and the images."""
     root = tmp_path_factory.mktemp("report")
-    images = root / "set"
-    images.mkdir()
-    Image.fromarray(photo_like(176, 192, seed=1)).save(images / "a.png")
-    Image.fromarray(photo_like(168, 176, seed=2)).save(images / "b.png")
+    images = photo_folder(root / "set", ("a.png", 176, 192), ("b.png", 168, 176))
     out = root / "results"
     evaluate(images, [resolve(c) for c in CODECS], out, MetricSet(), log=lambda line: None)
     return out, images
