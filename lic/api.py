@@ -17,7 +17,7 @@ from PIL import Image
 
 from lic import bitstream, models
 from lic.bitstream import FLAG_16BIT, FLAG_ALPHA, FLAG_GREY, Header
-from lic.codecs import registry
+from lic import codec_ids
 from lic.codecs.base import Codec, Encoded, pad_to_multiple, to_device, to_input, to_pixels
 from lic.errors import FormatError, InputError, ModelError, ResourceError
 from lic.imageio import SourceImage, load_image, pack_alpha, to_pil, unpack_alpha
@@ -104,7 +104,7 @@ def container(codec: Codec, source: SourceImage, quality: int, model_hash: bytes
     if source.alpha is not None:
         flags |= FLAG_ALPHA
         streams.append(pack_alpha(source.alpha))
-    header = Header(registry.family(codec.family).codec_id, quality, model_hash, encoded.check,
+    header = Header(codec_ids.codec_id(codec.family), quality, model_hash, encoded.check,
                     source.width, source.height, pad_bottom, pad_right, flags, step=encoded.step)
     return bitstream.pack(header, streams)
 

@@ -5,7 +5,7 @@ Layout, version 1 (integers little-endian; "varint" is unsigned LEB128):
     offset size  field
     0      4     magic b"\\x89LIC" (the high byte catches 7-bit transfers, as in PNG)
     4      1     format version (1)
-    5      1     codec id (an image family's id in `lic.codecs.registry`: 1 hyperprior, 2 vq)
+    5      1     codec id (an image family's id in `lic.codec_ids`: 1 hyperprior, 2 vq)
     6      1     quality / level the encoder used
     7      1     flags: bit 0 alpha stream present, bit 1 source was greyscale,
                  bit 2 source had 16 bits per sample
@@ -42,7 +42,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from lic.codecs import registry
+from lic import codec_ids
 from lic.errors import FormatError
 
 MAGIC = b"\x89LIC"
@@ -70,8 +70,7 @@ class Header:
 
     @property
     def codec_name(self) -> str:
-        found = registry.by_id(self.codec_id)
-        return found.name if found else f"unknown({self.codec_id})"
+        return codec_ids.name_of(self.codec_id)
 
     @property
     def has_alpha(self) -> bool:
@@ -185,7 +184,7 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     lengths = [reader.varint() for _ in range(count)]
     if reader.pos + sum(lengths) + 4 != len(data):
         raise FormatError("the file is corrupted (stream lengths do not match its size)")
-    found = registry.by_id(codec_id)
+    found = codec_ids.by_id(codec_id)
     if found is None:
         raise FormatError(f"unknown codec id {codec_id} (a newer lic may read it)")
     if found.media != "image":

@@ -1,9 +1,8 @@
 """The one list of lic's codec families.
 
-Everything that must know the families reads this table: the containers (which id a family
-writes, which ids a reader accepts), the model zoo (which class runs a model file), `lic
-train` (which config and loop train a family) and the CLI's help. Adding a codec is one
-module plus one `Family` line here.
+Everything that must know the families reads this table: the model zoo (which class runs a
+model file), `lic train` (which config and loop train a family) and the CLI's help. The byte
+that files record for a family is a format matter: `lic.codec_ids`, which the containers read.
 
 Modules are named as strings and imported on first use, so that reading a header or listing
 families never pays for importing a network.
@@ -21,8 +20,6 @@ from lic.errors import ModelError
 @dataclass(frozen=True)
 class Family:
     name: str  # the model file's "family"; what `--model` of `lic train` takes
-    codec_id: int  # the byte .lic headers record; never reused for another family
-    media: str  # "image": the image container (lic.bitstream); "video": the sequence container
     codec: str  # "module:Class" that runs exported model files of this family
     train_config: str  # "module:Class": the training options; the module's `train(config)` runs them
 
@@ -36,14 +33,12 @@ class Family:
 
 
 FAMILIES = (
-    Family("hyperprior", 1, "image", "lic.codecs.hyperprior:HyperpriorCodec",
-           "lic.train.hyperprior:HyperpriorTrainConfig"),
-    Family("vq", 2, "image", "lic.codecs.vq:VQCodec", "lic.train.vq:VQTrainConfig"),
-    Family("video", 3, "video", "lic.codecs.video:VideoCodec", "lic.train.video:VideoTrainConfig"),
+    Family("hyperprior", "lic.codecs.hyperprior:HyperpriorCodec", "lic.train.hyperprior:HyperpriorTrainConfig"),
+    Family("vq", "lic.codecs.vq:VQCodec", "lic.train.vq:VQTrainConfig"),
+    Family("video", "lic.video.codec:VideoCodec", "lic.train.video:VideoTrainConfig"),
 )
 _BY_NAME = {f.name: f for f in FAMILIES}
-_BY_ID = {f.codec_id: f for f in FAMILIES}
-assert len(_BY_NAME) == len(_BY_ID) == len(FAMILIES), "family names and codec ids must be unique"
+assert len(_BY_NAME) == len(FAMILIES), "family names must be unique"
 
 
 def family(name: str) -> Family:
@@ -54,12 +49,8 @@ def family(name: str) -> Family:
         raise ModelError(f"no codec family '{name}' in this version of lic ({', '.join(_BY_NAME)})") from None
 
 
-def by_id(codec_id: int) -> Family | None:
-    return _BY_ID.get(codec_id)
-
-
-def names(media: str | None = None) -> tuple[str, ...]:
-    return tuple(f.name for f in FAMILIES if media is None or f.media == media)
+def names() -> tuple[str, ...]:
+    return tuple(f.name for f in FAMILIES)
 
 
 def _attribute(spec: str) -> Any:

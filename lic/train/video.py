@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from lic.codecs.hyperprior import MeanScaleHyperprior, export
-from lic.codecs.video import residual_picture
+from lic.video.codec import residual_picture
 from lic.quantization.hyperprior import transform_moments
 from lic.train.data import image_files
 from lic.train.hyperprior import HyperpriorTrainConfig, train  # noqa: F401  (the registry's `train`)

@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from lic import models
 from lic.api import check_pixels
-from lic.codecs import registry
+from lic import codec_ids
 from lic.codecs.base import to_device
-from lic.codecs.video import VideoCodec
+from lic.video.codec import VideoCodec
 from lic.errors import DeterminismError, FormatError, InputError, ModelError, ResourceError
 from lic.files import atomic_output
 from lic.video import container
@@ -112,7 +112,7 @@ def compress_video(
                 check_pixels(width, height, max_pixels)
                 if max(width, height) >= container.MAX_SIDE:  # the reader refuses such a header
                     raise InputError(f"a {width}x{height} clip: frame sides must be below {container.MAX_SIDE}")
-                header = VideoHeader(registry.family(codec.family).codec_id, quality, model_file.hash, width, height,
+                header = VideoHeader(codec_ids.codec_id(codec.family), quality, model_file.hash, width, height,
                                      clip.fps, 0, gop, -height % codec.stride, -width % codec.stride,
                                      FLAG_INTRA_ONLY if intra_only else 0)
                 out.write(header.pack())  # rewritten with the frame count at the end

@@ -7,7 +7,7 @@ Layout, version 2 (integers little-endian; "varint" is unsigned LEB128):
     header (fixed size, so that the frame count can be filled in after streaming):
     0      4     magic b"\\x89LIV" (not the image magic: an image reader refuses a clip by name)
     4      1     format version (2; version 1 is still read, see below)
-    5      1     codec id (a video family's id in `lic.codecs.registry`: 3 video)
+    5      1     codec id (a video family's id in `lic.codec_ids`: 3 video)
     6      1     quality the encoder used
     7      1     flags: bit 0 every frame is an I-frame (all-intra)
     8      4     model hash: first 4 bytes of SHA-256 of the video model file
@@ -23,7 +23,7 @@ Layout, version 2 (integers little-endian; "varint" is unsigned LEB128):
     then one record per frame:
     0      1     frame type: 0 I (a random-access point: decodes without earlier frames), 1 P
     1      4     entropy-parameter check of the frame (digest of what its decoder re-derives;
-                 `lic.codecs.video` also binds a P-frame's motion and block map to it)
+                 `lic.video.codec` also binds a P-frame's motion and block map to it)
     5      ...   varints: frame index (0 for the first record; under the CRC, so swapped or
                  repeated records are caught by the reader, not decoded in the wrong place;
                  one byte for frames 0..127, two up to 16383), stream count S, then S stream
@@ -48,7 +48,7 @@ from fractions import Fraction
 from typing import BinaryIO, Iterator
 
 from lic.bitstream import MAGIC as IMAGE_MAGIC, VIDEO_MAGIC as MAGIC, VarintReader, varint
-from lic.codecs import registry
+from lic import codec_ids
 from lic.errors import FormatError, InputError
 
 VERSION = 2
@@ -103,8 +103,7 @@ class VideoHeader:
 
     @property
     def codec_name(self) -> str:
-        found = registry.by_id(self.codec_id)
-        return found.name if found else f"unknown({self.codec_id})"
+        return codec_ids.name_of(self.codec_id)
 
     @property
     def intra_only(self) -> bool:
@@ -157,7 +156,7 @@ def read_header(data: bytes) -> VideoHeader:
     if version not in READABLE_VERSIONS:
         raise FormatError(f"video format version {version} is not supported "
                           f"(this lic reads versions {', '.join(map(str, READABLE_VERSIONS))})")
-    found = registry.by_id(codec_id)
+    found = codec_ids.by_id(codec_id)
     if found is None:
         raise FormatError(f"unknown codec id {codec_id} (a newer lic may read it)")
     if found.media != "video":

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lic import models
 from lic.codecs.base import Encoded
 from lic.codecs.hyperprior import HyperpriorCodec
 from lic.errors import FormatError, ModelError
@@ -71,8 +72,6 @@ class VideoCodec:
     stride = HyperpriorCodec.stride
 
     def __init__(self, tensors: dict[str, Tensor], config: dict, device: torch.device) -> None:
-        from lic import models
-
         self.quality = int(config["quality"])
         self.block = int(config["block"])
         self.motion_lambda = float(config["motion_lambda"])
