@@ -27,8 +27,8 @@ def _parse_size(text: str) -> int:
 
 def _parse_bits(text: str) -> dict[str, int] | None:
     """'auto' -> None; '6' -> every layer; 'g_a.0=8,g_s.2=6' -> those layers (others 8)."""
-    from lic.codecs.hyperprior import QUANTIZABLE_LAYERS
-    from lic.quantization.weights import SUPPORTED_BITS
+    from lic.codecs.hyperprior_net import QUANTIZABLE_LAYERS
+    from lic.weights import SUPPORTED_BITS
 
     if text == "auto":
         return None
@@ -50,7 +50,7 @@ def _parse_bits(text: str) -> dict[str, int] | None:
 
 def _load(weights: Path, quality: int, calibration: list[Path], name: str):
     """The float model, its model-file config and the training images for calibration."""
-    from lic.codecs.hyperprior import MeanScaleHyperprior
+    from lic.codecs.hyperprior_net import MeanScaleHyperprior
     from lic.train.common import load_weights
     from lic.train.data import load_images
     from lic.train.hyperprior import LAMBDAS_MSE
@@ -92,7 +92,7 @@ def export_command(
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output."),
 ) -> None:
     """Export float hyperprior weights as a model file (float16 transforms, integer h_s)."""
-    from lic.codecs.hyperprior import export
+    from lic.export.hyperprior import export
     from lic.models import save_model_file
     from lic.train.hyperprior import calibration_batch
 
@@ -123,9 +123,10 @@ def quantize(
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
 ) -> None:
     """Mixed-precision weights: per-layer widths from measured sensitivity under a size budget."""
-    from lic.codecs.hyperprior import export
+    from lic.export.hyperprior import export
     from lic.models import save_model_file
-    from lic.quantization.hyperprior import plan, transform_moments
+    from lic.export.hyperprior import transform_moments
+    from lic.export.mixed_precision import plan
     from lic.train.hyperprior import calibration_batch
 
     chosen = _parse_bits(bits)
@@ -163,7 +164,7 @@ def quantize(
 
 
 def _table(result) -> str:
-    from lic.quantization.hyperprior import MENU
+    from lic.export.mixed_precision import MENU
 
     widths = MENU[1:]
     rows = [f"{'layer':<7}{'params':>10}{'bits':>5}{'bytes':>11}  " + "".join(f"{f'ΔRD@{b}':>9}" for b in widths)

@@ -1,13 +1,15 @@
 """lic: learned image codecs that write real, portable bitstreams.
 
-The pieces, in the order data flows through them:
+The pieces, in the order data flows through them (each imports only those above it):
 - `lic.imageio`      what images are accepted and how they map to 8-bit RGB (+ alpha);
-- `lic.codecs`       the learned codecs (`hyperprior.py`: encoder, decoder, export);
-- `lic.entropy`      integer CDF tables, the integer hyper-network, the constriction coder;
-- `lic.bitstream`    the .lic container format (`lic.video.container`: its sequence form);
-- `lic.video`        clips: frame I/O, block motion, the streaming video API;
-- `lic.models`       the shipped model zoo; `lic.train` trains models; `lic.eval` measures them;
-- `lic.cli`          the `lic` command.
+- `lic.codecs`       image codecs = analysis/synthesis transforms + a latent codec (`codecs/latent/`);
+- `lic.entropy`      integer CDF tables, the integer network, the constriction range coder;
+- `lic.bitstream`    the .lic container (codec ids: `lic.codec_ids`);
+- `lic.api`          compress / decompress;
+- `lic.video`        the video family: frame I/O, block motion, the P-frame codec, the clip container, its API;
+- `lic.models`       the shipped model zoo and its loader;
+- tooling above the runtime: `lic.export` and `lic.quantization` make model files, `lic.train`
+  trains them, `lic.eval` measures them, `lic.cli` is the `lic` command.
 """
 
 import warnings

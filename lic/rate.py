@@ -28,7 +28,8 @@ from PIL import Image
 from lic import models
 from lic.api import as_pixels, check_pixels, container
 from lic.codecs.base import pad_to_multiple, to_device
-from lic.codecs.hyperprior import MAX_STEP, HyperpriorCodec
+from lic.codecs.hyperprior import HyperpriorCodec
+from lic.codecs.latent.gaussian import MAX_STEP
 from lic.codecs.refine import element_bits, table_bits
 from lic.errors import InputError
 from lic.imageio import SourceImage, load_image
@@ -85,14 +86,14 @@ class _Image:
             raise InputError(f"rate targets need a hyperprior model, not {codec.family}")
         x = pad_to_multiple(as_pixels(self.source.rgb), codec.stride)[0]
         y = codec.latents(x)
-        a = codec.analyse_latents(y)
+        a = codec.latent.analyse(y)
         channels = torch.arange(a["z"].shape[1]).view(1, -1, 1, 1).expand_as(a["z"])
         z_bits = float(element_bits(a["z"], channels, _bits(codec, "z")).sum())
         return codec, model_file.hash, y, a, z_bits
 
     def analysis(self, quality: int, step: int) -> dict:
         codec, _, y, a, _ = self.base(quality)
-        return a if step == 0 else codec.quantise(y, a, step)
+        return a if step == 0 else codec.latent.quantise(y, a, step)
 
     def estimated_bpp(self, quality: int, step: int) -> float:
         codec, _, _, _, z_bits = self.base(quality)
@@ -103,7 +104,7 @@ class _Image:
     def data(self, quality: int, step: int) -> bytes:
         if (quality, step) not in self._data:
             codec, model_hash, _, _, _ = self.base(quality)
-            encoded = codec.streams(self.analysis(quality, step))
+            encoded = codec.latent.streams(self.analysis(quality, step))
             self._data[quality, step] = container(codec, self.source, quality, model_hash, encoded)
         return self._data[quality, step]
 
@@ -118,7 +119,7 @@ class _Image:
 
     def _measure_psnr(self, quality: int, step: int) -> float:
         codec = self.base(quality)[0]
-        decoded = codec.synthesise(codec.latents_hat(self.analysis(quality, step)))
+        decoded = codec.synthesise(codec.latent.latents_hat(self.analysis(quality, step)))
         h, w = self.source.height, self.source.width
         mse = float((decoded[0, :, :h, :w].double() - self.rgb).pow(2).mean())
         return 10 * math.log10(255**2 / mse) if mse else math.inf
@@ -136,7 +137,7 @@ def _has(model: str, quality: int) -> bool:
 
 @lru_cache(maxsize=32)
 def _bits(codec: HyperpriorCodec, which: str) -> tuple:
-    return table_bits(codec.y_tables if which == "y" else codec.z_tables, torch.device("cpu"))
+    return table_bits(codec.latent.y.tables if which == "y" else codec.latent.z.tables, torch.device("cpu"))
 
 
 def _last_true(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from helpers import photo_like
-from lic.codecs.hyperprior import MeanScaleHyperprior, export
+from lic.codecs.hyperprior_net import MeanScaleHyperprior
+from lic.export.hyperprior import export
 from lic.models import save_model_file
 
 

@@ -109,7 +109,8 @@ def test_model_problems_are_named(tiny_model, tmp_path):
 def test_a_different_model_is_refused(tiny_model, tmp_path):
     import torch
 
-    from lic.codecs.hyperprior import MeanScaleHyperprior, export
+    from lic.codecs.hyperprior_net import MeanScaleHyperprior
+    from lic.export.hyperprior import export
     from lic.models import save_model_file
 
     torch.manual_seed(1)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from compressai.entropy_models import GaussianConditional
 
-from lic.codecs.hyperprior import scale_table
+from lic.codecs.latent.gaussian import scale_table
 from lic.entropy import CdfTables, decode_symbols, encode_symbols
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lic import models
-from lic.codecs.hyperprior import MeanScaleHyperprior, export
+from lic.codecs.hyperprior_net import MeanScaleHyperprior
+from lic.export.hyperprior import export
 from lic.errors import LicError
 from lic.eval.baselines import BASELINES
 from lic.eval.codecs import resolve

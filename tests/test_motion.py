@@ -11,7 +11,7 @@ from compressai.entropy_models import GaussianConditional
 from PIL import Image
 
 from helpers import DATA
-from lic.codecs.hyperprior import scale_table
+from lic.codecs.latent.gaussian import scale_table
 from lic.entropy import CdfTables, encode_symbols
 from lic.errors import FormatError
 from lic.eval.metrics import psnr

@@ -9,12 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from lic.codecs.hyperprior import QUANTIZABLE_LAYERS, MeanScaleHyperprior, export
+from lic.codecs.hyperprior_net import QUANTIZABLE_LAYERS, MeanScaleHyperprior, rd_loss
 from lic.entropy.integer_net import IntegerNet, quantize_network
 from lic.errors import InputError
+from lic.export.hyperprior import export
 from lic.quantization.allocate import allocate_bits, monotone_costs
 from lic.quantization.sensitivity import RDProbe, hessian_traces, measured_rd_change
-from lic.quantization.weights import SUPPORTED_BITS, QuantizedWeight, float_state, pack_signed, unpack_signed
+from lic.weights import SUPPORTED_BITS, QuantizedWeight, float_state, pack_signed, unpack_signed
 
 
 @pytest.mark.parametrize("bits", SUPPORTED_BITS)
@@ -126,7 +127,7 @@ def test_measured_change_is_zero_for_an_unchanged_weight_and_matches_a_full_forw
 
 
 def test_h_s_is_measured_through_the_integer_network_the_file_holds():
-    from lic.codecs.hyperprior import calibration_z_hat, export, integer_h_s
+    from lic.export.hyperprior import calibration_z_hat, integer_h_s
 
     model, x = _tiny()
     build = lambda widths: integer_h_s(model, calibration_z_hat(model, x), widths)  # noqa: E731
@@ -138,7 +139,6 @@ def test_h_s_is_measured_through_the_integer_network_the_file_holds():
 
 
 def test_quantized_files_store_gdn_in_float16_and_float16_exports_keep_float32():
-    from lic.codecs.hyperprior import export
 
     model, x = _tiny()
     gdn = [k for k in model.state_dict() if k.endswith(("beta", "gamma"))]
@@ -150,7 +150,6 @@ def test_quantized_files_store_gdn_in_float16_and_float16_exports_keep_float32()
 def test_hutchinson_trace_matches_the_exact_trace():
     model, x = _tiny(1)
     model.train()
-    from lic.train.hyperprior import rd_loss
 
     weight = model.g_s[6].weight
     torch.manual_seed(0)

@@ -52,7 +52,7 @@ def test_table_bit_costs_match_the_range_coded_size(shipped_q2):
     a = shipped_q2.analyse(x)
     refiner = Refiner(shipped_q2)
     y_bits = float(coded_bits(a["y"], a["index"], refiner.y_bits))
-    coded = shipped_q2.streams(a).streams
+    coded = shipped_q2.latent.streams(a).streams
     assert abs(len(coded[1]) * 8 - y_bits) <= 64 + 0.01 * y_bits
     assert abs(len(coded[0]) * 8 - refiner.z_bits_of(a)) <= 64 + 0.01 * len(coded[0]) * 8
 
@@ -79,13 +79,13 @@ def test_effort_needs_a_model_with_a_lambda(tiny_model):
 def test_the_float_h_s_copy_follows_the_integer_h_s(shipped_q2):
     """The joint (y, z) rounds steer z through `soft_h_s`: it must give the integer network's
     outputs up to its roundings (scale indices within a step, means within a few 1/16)."""
-    from lic.codecs.hyperprior import Z_STEP
+    from lic.codecs.latent.factorized import Z_STEP
     from lic.codecs.refine import float_layers, soft_h_s
 
     a = shipped_q2.analyse(as_pixels(photo_like(128, 128, seed=5)))
-    z16 = a["z"] / Z_STEP + shipped_q2.z_medians16
-    exact = shipped_q2.h_s(z16)
-    soft = soft_h_s(float_layers(shipped_q2.h_s, torch.device("cpu")), z16.float()).double()
+    z16 = a["z"] / Z_STEP + shipped_q2.latent.z.medians16
+    exact = shipped_q2.latent.h_s(z16)
+    soft = soft_h_s(float_layers(shipped_q2.latent.h_s, torch.device("cpu")), z16.float()).double()
     M = shipped_q2.M
     inside = (exact[:, :M] > 0) & (exact[:, :M] < 63)  # the codec clips indices to the table
     assert (soft[:, :M] - exact[:, :M])[inside].abs().max() < 1.5

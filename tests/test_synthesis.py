@@ -12,7 +12,7 @@ import lic
 from helpers import SAMPLES
 from lic import models
 from lic.codecs.base import to_pixels
-from lic.codecs.hyperprior import MeanScaleHyperprior
+from lic.codecs.hyperprior_net import MeanScaleHyperprior
 from lic.codecs.synthesis import Synthesis
 
 

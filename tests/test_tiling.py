@@ -60,15 +60,15 @@ def test_tiled_analysis_matches_the_untiled_one(model, quality, tile):
 
 
 def test_the_hyper_decoder_runs_in_tiles_and_gives_the_whole_image_integers():
-    from lic.codecs.hyperprior import HYPER_HALO
+    from lic.codecs.latent.hyperprior import HYPER_HALO
 
     codec = _codec("hyperprior", 3, 32)
-    z = torch.randint(-4, 5, (1, len(codec.z_tables), 9, 11), generator=torch.Generator().manual_seed(0))
+    z = torch.randint(-4, 5, (1, codec.latent.z.channels, 9, 11), generator=torch.Generator().manual_seed(0))
     sides: list[int] = []
-    tiled, whole = copy.copy(codec), copy.copy(codec)
+    tiled, whole = copy.copy(codec.latent), copy.copy(codec.latent)
     tiled.hyper_tile, whole.hyper_tile = 3, UNTILED
-    tiled.h_s = lambda t: sides.extend(t.shape[-2:]) or codec.h_s(t)
-    (index, means, digest), (index0, means0, digest0) = (c._entropy_parameters(z.double()) for c in (tiled, whole))
+    tiled.h_s = lambda t: sides.extend(t.shape[-2:]) or codec.latent.h_s(t)
+    (index, means, digest), (index0, means0, digest0) = (c.entropy_parameters(z.double()) for c in (tiled, whole))
     assert torch.equal(index, index0) and torch.equal(means, means0) and digest == digest0
     assert len(sides) == 2 * 3 * 4 and max(sides) <= 3 + 2 * HYPER_HALO  # never the whole z
 

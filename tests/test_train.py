@@ -83,7 +83,7 @@ def test_bad_training_options(images, tmp_path):
 
 
 def test_likelihoods_stay_float32_under_bf16_autocast():
-    from lic.codecs.hyperprior import MeanScaleHyperprior
+    from lic.codecs.hyperprior_net import MeanScaleHyperprior
 
     model = MeanScaleHyperprior(8, 8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -97,7 +97,7 @@ def test_carried_weights_keep_buffers_and_fine_tune_finitely(images, tmp_path):
     run started from weights.safetensors met log2(0): NaN within a few steps."""
     from safetensors.torch import load_file
 
-    from lic.codecs.hyperprior import MeanScaleHyperprior
+    from lic.codecs.hyperprior_net import MeanScaleHyperprior
     from lic.train.common import load_weights, save_weights
 
     model = MeanScaleHyperprior(8, 12)

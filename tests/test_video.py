@@ -16,7 +16,8 @@ import torch
 import lic
 from helpers import DATA, needs_data, photo_like
 from lic import bitstream, models
-from lic.codecs.hyperprior import MeanScaleHyperprior, export
+from lic.codecs.hyperprior_net import MeanScaleHyperprior
+from lic.export.hyperprior import export
 from lic.errors import FormatError, LicError
 from lic.video import container
 from lic.video.container import FRAME_I, FRAME_P, FrameRecord, VideoHeader

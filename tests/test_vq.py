@@ -14,7 +14,8 @@ import lic
 from lic import bitstream
 from lic.api import decode_with, encode_with, to_tensor
 from lic.codecs.base import Encoded, pad_to_multiple
-from lic.codecs.vq import FIXED_LENGTH, export
+from lic.codecs.vq import FIXED_LENGTH
+from lic.export.vq import export
 from lic.codecs.vq_model import VQArchitecture, VQAutoencoder
 from lic.entropy.index_context import IndexContextModel, pack_fixed_length, static_table, unpack_fixed_length
 from lic.errors import DeterminismError, FormatError, ModelError

@@ -62,7 +62,7 @@ def test_vq_levels_give_increasing_extreme_rates():
 
 
 def test_shipped_hyperprior_files_are_mixed_precision_within_5_6_mb():
-    from lic.quantization.hyperprior import MENU
+    from lic.export.mixed_precision import MENU
 
     for m in models.available():
         if m.name == "hyperprior":

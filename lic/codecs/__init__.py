@@ -1,6 +1,8 @@
-"""The learned codecs: each turns a padded image tensor into entropy-coded streams.
+"""The learned image codecs: each turns a padded image tensor into entropy-coded streams.
 
-`registry.py` lists the families; each family's codec is a module of its own here.
+An image codec is its analysis/synthesis transforms plus a latent codec (`latent/`). `registry.py`
+lists the families; each family's codec is a module of its own (the video family's lives in
+`lic.video`, above the image codecs it uses).
 """
 
 from __future__ import annotations

@@ -36,7 +36,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lic.codecs.base import Encoded, to_input, to_pixels
-from lic.codecs.hyperprior import MEAN_STEP, SCALE_LEVELS, SCALE_LOG_STEP, SCALE_MIN, Z_STEP, HyperpriorCodec, scale_table
+from lic.codecs.hyperprior import HyperpriorCodec
+from lic.codecs.latent.factorized import Z_STEP
+from lic.codecs.latent.gaussian import MEAN_STEP, SCALE_LEVELS, SCALE_LOG_STEP, SCALE_MIN, scale_table
 from lic.entropy import CdfTables
 from lic.entropy.integer_net import IntegerLayer, IntegerNet
 
@@ -167,16 +169,16 @@ class Refiner:
         self.device = codec.device
         self.lmbda = codec.lmbda
         self.g_s = copy.deepcopy(codec.g_s).to(self.device, torch.float32).requires_grad_(False)
-        self.h_s = float_layers(codec.h_s, self.device)
-        self.y_bits = table_bits(codec.y_tables, self.device)
-        self.z_bits = table_bits(codec.z_tables, self.device)
-        self.z_medians16 = codec.z_medians16.to(self.device, torch.float32)
+        self.h_s = float_layers(codec.latent.h_s, self.device)
+        self.y_bits = table_bits(codec.latent.y.tables, self.device)
+        self.z_bits = table_bits(codec.latent.z.tables, self.device)
+        self.z_medians16 = codec.latent.z.medians16.to(self.device, torch.float32)
         self.scales = scale_table().to(self.device, torch.float32)
 
     def encode(self, x: Tensor, height: int, width: int, effort: int,
                progress: Progress | None = None) -> Encoded:
         """The streams of `refine`'s analysis."""
-        return self.codec.streams(self.refine(x, height, width, effort, progress))
+        return self.codec.latent.streams(self.refine(x, height, width, effort, progress))
 
     def z_bits_of(self, a: dict[str, Tensor]) -> float:
         return float(coded_bits(a["z"].to(self.device), self._z_channels(a["z"]), self.z_bits))
@@ -192,11 +194,11 @@ class Refiner:
         if effort not in EFFORT_ROUNDS:
             raise ValueError(f"effort must be 0..{MAX_EFFORT}, not {effort}")
         y = self.codec.latents(x)
-        best = self.codec.analyse_latents(y)
+        best = self.codec.latent.analyse(y)
         if effort == 0:
             return best
         target = to_input(x[..., :height, :width]).to(self.device)
-        z = self.codec.h_a(y.to(self.device)).float() - self.z_medians16 * Z_STEP
+        z = self.codec.latent.h_a(y.to(self.device)).float() - self.z_medians16 * Z_STEP
         y = y.to(self.device, torch.float32)
         candidates, a = [best], best
         done, total = 0, sum(steps for _, steps in EFFORT_ROUNDS[effort])
@@ -204,7 +206,7 @@ class Refiner:
             with torch.enable_grad():
                 if kind == "yz":
                     y, z_symbols = self._joint_round(y, z, target, steps, done, total, progress)
-                    a = self.codec.analyse_symbols(z_symbols.to("cpu", torch.float64), y)
+                    a = self.codec.latent.analyse_symbols(z_symbols.to("cpu", torch.float64), y)
                     z = z_symbols.float()
                 else:
                     symbols = self._y_round(a, y, target, steps, done, total, progress)
@@ -218,10 +220,10 @@ class Refiner:
 
     def real_cost(self, a: dict[str, Tensor], pixels8: Tensor) -> float:
         """λ·255²·MSE + bpp of an analysis from its range-coded bytes and decoded pixels."""
-        encoded = self.codec.streams(a)
+        encoded = self.codec.latent.streams(a)
         nbytes = sum(len(s) for s in encoded.streams)
         h, w = pixels8.shape[-2:]
-        decoded = self.codec.synthesise(self.codec.latents_hat(a))[..., :h, :w]
+        decoded = self.codec.synthesise(self.codec.latent.latents_hat(a))[..., :h, :w]
         mse = (decoded.double() - pixels8.double()).pow(2).mean().item()
         return self.lmbda * mse + 8 * nbytes / (h * w)
 

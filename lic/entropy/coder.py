@@ -156,3 +156,18 @@ def _decode_gamma(decoder: constriction.stream.queue.RangeDecoder, count: int) -
     if wide.any():
         m[wide] += checked_decode(decoder, _model.Uniform(), (1 << k[wide]).astype(np.int32))
     return m - 1
+
+
+def encode_stream(values: np.ndarray, table_ids: np.ndarray, tables: CdfTables) -> bytes:
+    """One whole stream of `values` (integers), each coded with table `table_ids[i]`."""
+    encoder = constriction.stream.queue.RangeEncoder()
+    encode_symbols(encoder, values, table_ids, tables)
+    return encoder.get_compressed().astype("<u4").tobytes()
+
+
+def decode_stream(stream: bytes, table_ids: np.ndarray, tables: CdfTables, what: str) -> np.ndarray:
+    """The values of one stream (`encode_stream`), which must hold exactly them (`check_consumed`)."""
+    decoder = stream_decoder(stream, what)
+    values = decode_symbols(decoder, table_ids, tables)
+    check_consumed(decoder, stream, values.size, what)
+    return values

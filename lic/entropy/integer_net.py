@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lic.quantization.weights import pack_signed, unpack_signed
+from lic.weights import pack_signed, unpack_signed
 
 #: Largest magnitude an accumulator may reach and still be exact in float64.
 _EXACT_LIMIT = 2**53

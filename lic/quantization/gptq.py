@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lic.quantization.weights import QuantizedWeight
+from lic.weights import QuantizedWeight
 
 _MAX_COLUMNS = 6144  # input patches sampled per layer for H (d <= 4800; damping covers the rest)
 _DAMPING = 0.01  # fraction of the mean diagonal added to H (numerical stability)

@@ -24,7 +24,9 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from lic.codecs.hyperprior import Z_STEP, MeanScaleHyperprior, entropy_parameters_from, scale_table
+from lic.codecs.hyperprior_net import MeanScaleHyperprior, rd_loss
+from lic.codecs.latent.factorized import Z_STEP
+from lic.codecs.latent.gaussian import parameters_from, scale_table
 from lic.entropy.integer_net import IntegerNet
 from lic.quantization.gptq import quantize_layer
 
@@ -91,7 +93,7 @@ class RDProbe:
 
     def _integer_parameters(self, h_s: IntegerNet, z_hat: Tensor) -> tuple[Tensor, Tensor]:
         """Scales and means as the codec derives them: table scales from integer indices."""
-        index, means = entropy_parameters_from(h_s(torch.round(z_hat.double() / Z_STEP)), self.model.M)
+        index, means = parameters_from(h_s(torch.round(z_hat.double() / Z_STEP)), self.model.M)
         return scale_table()[index.long()].to(z_hat.dtype), means.to(z_hat.dtype)
 
     def _metrics(self, cache: _Cache) -> dict[str, float]:
@@ -148,7 +150,6 @@ def hessian_traces(
     rounding for the distortion), since rounding has no second derivative; its noise is
     drawn once, so every sample differentiates the same function.
     """
-    from lic.train.hyperprior import rd_loss
 
     generator = torch.Generator().manual_seed(seed)
     weights = [model.get_submodule(layer).weight for layer in layers]

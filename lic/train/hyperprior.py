@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from pytorch_msssim import ms_ssim
 from tqdm import tqdm
 
 from lic import bitstream
 from lic.api import decode_with, encode_with
-from lic.codecs.hyperprior import HyperpriorCodec, MeanScaleHyperprior, export
+from lic.codecs.hyperprior import HyperpriorCodec
+from lic.codecs.hyperprior_net import MeanScaleHyperprior, rd_loss
 from lic.eval import metrics
+from lic.export.hyperprior import export
 from lic.imageio import load_image
 from lic.train.common import (
     Budget, JsonLog, RunConfig, Throughput, apply_lr, autocast, hardware, restore, save_checkpoint, save_weights,
@@ -72,18 +73,6 @@ class HyperpriorTrainConfig(RunConfig):
     def export_tensors(self, model: MeanScaleHyperprior, calibration: torch.Tensor) -> dict[str, torch.Tensor]:
         """The tensors of the exported model file (float16 transforms; `lic quantize` makes smaller ones)."""
         return export(model, calibration)
-
-
-def rd_loss(out: dict, x: torch.Tensor, lmbda: float, metric: str) -> dict[str, torch.Tensor]:
-    pixels = x.shape[0] * x.shape[2] * x.shape[3]
-    bpp = sum(torch.log2(l.float()).sum() for l in out["likelihoods"].values()) / -pixels
-    x_hat = out["x_hat"].float()
-    mse = torch.mean((x_hat - x) ** 2)
-    if metric == "mse":
-        distortion = 255**2 * mse
-    else:
-        distortion = 1 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0)
-    return {"loss": lmbda * distortion + bpp, "bpp": bpp, "mse": mse}
 
 
 def validate(model: MeanScaleHyperprior, calibration: torch.Tensor, images: list[Path], cfg: HyperpriorTrainConfig) -> dict:

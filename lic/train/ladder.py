@@ -31,11 +31,12 @@ from pathlib import Path
 import torch
 
 from lic.errors import InputError
+from lic.export.hyperprior import export
 from lic.files import atomic_write
 from lic.train.common import Budget, JsonLog, Throughput, hardware, save_weights
 from lic.train.data import training_images
 from lic.train.distributed import World, join, leave
-from lic.train.hyperprior import HyperpriorTrainConfig, Trainer, export
+from lic.train.hyperprior import HyperpriorTrainConfig, Trainer
 
 UNPLANNED = 10**12  # step target before throughput is measured (no learning-rate drop yet)
 PROBE_SECONDS = 3.0  # measured before a phase's step count is fixed

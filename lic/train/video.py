@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lic.codecs.hyperprior import MeanScaleHyperprior, export
+from lic.codecs.hyperprior_net import MeanScaleHyperprior
 from lic.video.codec import residual_picture
-from lic.quantization.hyperprior import transform_moments
+from lic.export.hyperprior import export, transform_moments
 from lic.train.data import image_files
 from lic.train.hyperprior import HyperpriorTrainConfig, train  # noqa: F401  (the registry's `train`)
 from lic.video.motion import estimate, predict

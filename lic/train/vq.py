@@ -296,7 +296,7 @@ def validate_float(model: VQAutoencoder, paths: list[Path], device: torch.device
 
 
 def _export_and_report(model, latents, cfg, state, budget, device, val_images, log) -> dict:
-    from lic.codecs.vq import export
+    from lic.export.vq import export
     from lic.models import save_model_file
     from lic.train.vq_context import fit_context_models
 

@@ -101,7 +101,7 @@ class VideoCodec:
         encoded, residual = self.residual.encode_reconstruct(to_tensor(residual_picture(frame, prediction)))
         corrected = add_residual(prediction, to_frame(residual))
         keep = _block_sse(frame, prediction, MAP_BLOCK) <= _block_sse(frame, corrected, MAP_BLOCK)
-        streams = [encode_motion(vectors, self.residual.y_tables), np.packbits(keep).tobytes(), *encoded.streams]
+        streams = [encode_motion(vectors, self.residual.latent.y.tables), np.packbits(keep).tobytes(), *encoded.streams]
         check = _bind(encoded.check, streams[0], streams[1])
         return FrameRecord(FRAME_P, check, streams), _choose(keep, prediction, corrected, MAP_BLOCK)
 
@@ -114,7 +114,7 @@ class VideoCodec:
         blocks = (height // MAP_BLOCK, width // MAP_BLOCK)
         if len(record.streams) != 4 or len(record.streams[1]) != -(-blocks[0] * blocks[1] // 8):
             raise FormatError("the video is corrupted (a P-frame needs motion, block map, z and y streams)")
-        vectors = decode_motion(record.streams[0], height // self.block, width // self.block, self.residual.y_tables)
+        vectors = decode_motion(record.streams[0], height // self.block, width // self.block, self.residual.latent.y.tables)
         keep = np.unpackbits(np.frombuffer(record.streams[1], np.uint8))[: blocks[0] * blocks[1]].reshape(blocks)
         prediction = predict(reference, vectors, self.block)
         check = record.check if record.version < 2 else _bind(record.check, record.streams[0], record.streams[1])

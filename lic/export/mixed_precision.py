@@ -2,7 +2,7 @@
 
 `plan` measures both sensitivities of every layer, chooses bit widths (from a size budget,
 or as given), and checks the choice jointly on the calibration crops; `export` (in
-`lic.codecs.hyperprior`) then writes the model file with those widths.
+`lic.export.hyperprior`) then writes the model file with those widths.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from lic.codecs.hyperprior import QUANTIZABLE_LAYERS, MeanScaleHyperprior, calibration_z_hat, export, integer_h_s
+from lic.codecs.hyperprior_net import QUANTIZABLE_LAYERS, MeanScaleHyperprior
 from lic.entropy.integer_net import IntegerNet
+from lic.export.hyperprior import calibration_z_hat, export, integer_h_s
 from lic.quantization.allocate import allocate_bits, monotone_costs
-from lic.quantization.gptq import input_moments, output_channel_dim
+from lic.quantization.gptq import output_channel_dim
 from lic.quantization.sensitivity import (
     RDProbe, hawq_sensitivity, hessian_traces, measured_rd_change, quantized_copy, replaced_weights,
 )
@@ -70,13 +71,6 @@ def fixed_bytes(model: MeanScaleHyperprior, calibration: Tensor) -> int:
     tensors = export(model, calibration, all8)
     total = len(save({k: v.contiguous() for k, v in tensors.items()}, metadata={"lic": "x" * 4000}))
     return total - sum(weight_bytes(model, l, 8) for l in QUANTIZABLE_LAYERS)
-
-
-def transform_moments(model: MeanScaleHyperprior, images: Tensor) -> dict[str, Tensor]:
-    """GPTQ's input statistics for g_a, h_a and g_s (h_s is rounded by its integer export)."""
-    layers = tuple(l for l in QUANTIZABLE_LAYERS if not l.startswith("h_s"))
-    with torch.no_grad():
-        return input_moments(model.eval(), lambda: model(images), layers)
 
 
 def plan(
