@@ -344,8 +344,9 @@ def info(
 @app.command(name="models", epilog="Example:\n\n  lic models")
 @user_errors
 def list_models() -> None:
-    """List the models that ship with lic and their qualities."""
+    """List the models that ship with lic and their qualities, and the codec families."""
     from lic import models
+    from lic.codecs import registry
 
     found = models.available()
     if not found:
@@ -357,6 +358,9 @@ def list_models() -> None:
         qualities = f"{m.qualities[0]}..{m.qualities[-1]}" if len(m.qualities) > 1 else str(m.quality)
         typer.echo(f"{m.name:<14}{qualities:>8}  {m.family:<11}{lam if lam is not None else '-':>9}  "
                    f"{size / 1e6:>7.2f}MB  {m.hash.hex():<9}{_weight_bits(m.config)}")
+    typer.echo("\nfamilies: " + ", ".join(
+        f.name + "".join(f" +{verb}" for verb, has in (("export", f.export), ("quantize", f.quantizable)) if has)
+        for f in registry.families()))
 
 
 def _weight_bits(config: dict) -> str:

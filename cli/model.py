@@ -27,45 +27,42 @@ def _parse_size(text: str) -> int:
 
 def _parse_bits(text: str) -> dict[str, int] | None:
     """'auto' -> None; '6' -> every layer; 'g_a.0=8,g_s.2=6' -> those layers (others 8)."""
-    from lic.codecs.hyperprior_net import QUANTIZABLE_LAYERS
+    from lic.codecs import registry
     from lic.weights import SUPPORTED_BITS
 
+    layers = registry.family("hyperprior").quantizable_layers()
     if text == "auto":
         return None
     try:
         if text.isdigit():
-            bits = dict.fromkeys(QUANTIZABLE_LAYERS, int(text))
+            bits = dict.fromkeys(layers, int(text))
         else:
             bits = {k.strip(): int(v) for k, v in (item.split("=") for item in text.split(","))}
     except ValueError:
         raise typer.BadParameter("auto, one width (e.g. 6) or LAYER=BITS pairs (e.g. g_a.0=8,g_s.2=6)",
                                  param_hint="--bits") from None
-    unknown = sorted(set(bits) - set(QUANTIZABLE_LAYERS))
+    unknown = sorted(set(bits) - set(layers))
     if unknown:
-        raise typer.BadParameter(f"unknown layer {unknown[0]} (layers: {', '.join(QUANTIZABLE_LAYERS)})", param_hint="--bits")
+        raise typer.BadParameter(f"unknown layer {unknown[0]} (layers: {', '.join(layers)})", param_hint="--bits")
     if any(b not in SUPPORTED_BITS for b in bits.values()):
         raise typer.BadParameter(f"widths must be in {SUPPORTED_BITS}", param_hint="--bits")
     return bits
 
 
-def _load(weights: Path, quality: int, calibration: list[Path], name: str):
-    """The float model, its model-file config and the training images for calibration."""
-    from lic.codecs.hyperprior_net import MeanScaleHyperprior
+def _load(weights: Path, quality: int, calibration: list[Path], name: str | None, family: str):
+    """The float model of `family` (its export module, from the registry), its model-file
+    config and the training images for calibration."""
+    from lic.codecs import registry
     from lic.train.common import load_weights
     from lic.train.data import load_images
-    from lic.train.hyperprior import LAMBDAS_MSE
 
-    state = load_weights(weights)
+    exporter = registry.family(family).exporter()
     try:
-        N, M = int(state["g_a.0.weight"].shape[0]), int(state["g_a.6.weight"].shape[0])
-        model = MeanScaleHyperprior(N, M)
-        model.load_state_dict(state)
-    except (KeyError, RuntimeError):
-        raise InputError(f"{weights}: not the float weights of a hyperprior (MeanScaleHyperprior state dict)") from None
-    config = {"name": name, "family": "hyperprior", "quality": quality, "N": N, "M": M,
-              "lambda": LAMBDAS_MSE[quality], "metric": "mse"}
-    images, _ = load_images(calibration, 256)
-    return model.eval(), config, images
+        model, config = exporter.float_model(load_weights(weights), quality, name or family)
+    except InputError as e:
+        raise InputError(f"{weights}: {e}") from None
+    images, _ = load_images(calibration, exporter.CALIBRATION_SIDE)
+    return exporter, model, config, images
 
 
 def _check_output(output: Path, force: bool, inputs: list[Path]) -> None:
@@ -88,17 +85,16 @@ def export_command(
     calibration: list[Path] = typer.Option(..., "--calibration", help=_CALIBRATION_HELP),
     quality: int = typer.Option(..., "--quality", "-q", min=1, max=8, help="The quality these weights were trained for."),
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write (.safetensors)."),
-    name: str = typer.Option("hyperprior", help="Model name recorded in the file (what --model and lic eval call it)."),
+    name: Optional[str] = typer.Option(None, help="Model name recorded in the file (what --model and lic eval call it; default: the family)."),
+    family: str = typer.Option("hyperprior", "--model", help="Codec family of the weights (one with an export in lic.codecs.registry)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output."),
 ) -> None:
-    """Export float hyperprior weights as a model file (float16 transforms, integer h_s)."""
-    from lic.export.hyperprior import export
+    """Export float weights as a model file (hyperprior: float16 transforms, integer h_s)."""
     from lic.models import save_model_file
-    from lic.train.hyperprior import calibration_batch
 
     _check_output(output, force, [weights])
-    model, config, images = _load(weights, quality, calibration, name)
-    saved = save_model_file(output, export(model, calibration_batch(images)), config)
+    exporter, model, config, images = _load(weights, quality, calibration, name, family)
+    saved = save_model_file(output, exporter.export_model(model, images), config)
     typer.echo(f"{weights} -> {output}: {output.stat().st_size / 1e6:.2f} MB, hash {saved.hash.hex()}")
 
 
@@ -123,11 +119,9 @@ def quantize(
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
 ) -> None:
     """Mixed-precision weights: per-layer widths from measured sensitivity under a size budget."""
-    from lic.export.hyperprior import export
-    from lic.models import save_model_file
-    from lic.export.hyperprior import transform_moments
+    from lic.export.hyperprior import calibration_batch, export, transform_moments
     from lic.export.mixed_precision import plan
-    from lic.train.hyperprior import calibration_batch
+    from lic.models import save_model_file
 
     chosen = _parse_bits(bits)
     fixed = _parse_bits(fix) if fix else None
@@ -137,7 +131,7 @@ def quantize(
     _check_output(output, force, [weights])
     if report is not None:
         _check_output(report, force, [weights])
-    model, config, images = _load(weights, quality, calibration, name)
+    _, model, config, images = _load(weights, quality, calibration, name, "hyperprior")
     # Three disjoint crop sets of training photos (given 3 or more): GPTQ statistics (also
     # h_s's ranges), the measured RD change, the Hessian traces.
     fit = calibration_batch(images, count=8, side=256)

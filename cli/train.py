@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import os
 from pathlib import Path
@@ -24,6 +25,23 @@ _FAMILY_OPTIONS = {
     "level_steps": ("--level-steps", "level_steps"), "stats_images": ("--stats-images", "stats_images"),
     "intra_quality": ("--intra-quality", "intra_quality"), "sequences": ("--sequences", "sequences"),
 }
+
+
+def _settings(items: list[str], config: type) -> dict:
+    """`--set FIELD=VALUE` pairs for the family's training config: a family's own options
+    without a flag of their own here (values read as Python literals, else as text)."""
+    fields = {f.name for f in dataclasses.fields(config)}
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in fields:
+            raise typer.BadParameter(f"'{item}' is not FIELD=VALUE of {config.__name__} ({', '.join(sorted(fields))})",
+                                     param_hint="--set")
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[key] = text
+    return out
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -83,6 +101,7 @@ def train(
     name: Optional[str] = typer.Option(None, help="Model name recorded in the exported file (default: the family)."),
     ladder: Optional[str] = typer.Option(None, help="Hyperprior: train these qualities (e.g. 1-8 or 1,4,8) within --minutes; exports OUT/model/."),
     minutes: Optional[float] = typer.Option(None, help="With --ladder: the whole run, exports included, ends within this many minutes."),
+    settings: list[str] = typer.Option([], "--set", help="FIELD=VALUE of the family's training config, for options without a flag here (repeatable)."),
     trunk_share: Optional[float] = typer.Option(None, help="With --ladder: share of the training time for the trunk (--quality, default 4) (default 0.3)."),
 ) -> None:
     """Train a codec; exports OUT/model.safetensors and OUT/run.json when done."""
@@ -93,7 +112,7 @@ def train(
     fields = {f.name for f in dataclasses.fields(Config)}
     for key, (flag, field) in _FAMILY_OPTIONS.items():
         if given[key] is not None and field not in fields:
-            takers = [f.name for f in registry.FAMILIES if field in {g.name for g in dataclasses.fields(f.trainer()[0])}]
+            takers = [f.name for f in registry.families() if field in {g.name for g in dataclasses.fields(f.trainer()[0])}]
             raise typer.BadParameter(f"applies to --model {' or '.join(takers)} only, not {model}", param_hint=flag)
     if metric is not None and metric not in ("mse", "ms-ssim"):
         raise typer.BadParameter("must be mse or ms-ssim", param_hint="--metric")
@@ -108,14 +127,15 @@ def train(
     if minutes is not None or trunk_share is not None:
         raise typer.BadParameter("applies with --ladder only", param_hint="--minutes/--trunk-share")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not Config.data_parallel:
-        takers = " or ".join(f.name for f in registry.FAMILIES if f.trainer()[0].data_parallel)
+        takers = " or ".join(f.name for f in registry.families() if f.trainer()[0].data_parallel)
         raise typer.BadParameter(f"torchrun data parallelism trains --model {takers} only", param_hint="--model")
     specific = {field: given[key] for key, (_, field) in _FAMILY_OPTIONS.items()}
     specific["channels"] = _ints(channels, "--channels") if channels else None
     specific["blocks"] = _ints(blocks, "--blocks") if blocks else None
     specific["sequences"] = str(sequences) if sequences else None
+    options = {k: v for k, v in {**common, **specific}.items() if v is not None}
     try:
-        config = Config(**{k: v for k, v in {**common, **specific}.items() if v is not None})
+        config = Config(**{**options, **_settings(settings, Config)})
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     summary = run(config)

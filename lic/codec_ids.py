@@ -33,6 +33,11 @@ def register(name: str, codec_id: int, media: str) -> CodecId:
     return _IDS[codec_id]
 
 
+def unregister(name: str) -> None:
+    """Frees the id `register` gave family `name` (tests that register a toy family)."""
+    del _IDS[codec_id(name)]
+
+
 register("hyperprior", 1, "image")
 register("vq", 2, "image")
 register("video", 3, "video")

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny randomly initialised hyperprior model file.
+"""Shared fixtures: the `lic` command runner, and a tiny randomly initialised hyperprior model file.
 
 The tiny model is untrained, so its pictures are poor, but every step of the real pipeline
 (export, integer h_s, CDF tables, container) runs exactly as for a shipped model. Plain
@@ -16,6 +16,18 @@ from helpers import photo_like
 from lic.codecs.hyperprior_net import MeanScaleHyperprior
 from lic.export.hyperprior import export
 from lic.models import save_model_file
+
+
+@pytest.fixture(scope="session")
+def run_lic():
+    """`run_lic(*args)` runs `lic ARGS` in this process (arguments may be paths or numbers) and
+    returns click's Result: exit_code, output (stdout and stderr together)."""
+    from typer.testing import CliRunner
+
+    from lic.cli import app
+
+    runner = CliRunner()
+    return lambda *args, **kwargs: runner.invoke(app, [str(a) for a in args], **kwargs)
 
 
 @pytest.fixture(scope="session")

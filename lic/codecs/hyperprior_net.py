@@ -17,6 +17,11 @@ from torch import Tensor, nn
 
 from lic.codecs.latent.gaussian import SCALE_LEVELS, SCALE_LOG_STEP, SCALE_MIN
 
+#: CompressAI's MSE lambda ladder (quality 1..8).
+LAMBDAS_MSE = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
+#: CompressAI's MS-SSIM lambda ladder (quality 1..8).
+LAMBDAS_MSSSIM = {1: 2.40, 2: 4.58, 3: 8.73, 4: 16.64, 5: 31.73, 6: 60.50, 7: 115.37, 8: 220.0}
+
 #: Every convolution of the transforms, by state-dict name: what mixed precision chooses bits for.
 QUANTIZABLE_LAYERS = (
     "g_a.0", "g_a.2", "g_a.4", "g_a.6", "h_a.0", "h_a.2", "h_a.4",

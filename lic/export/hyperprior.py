@@ -13,13 +13,44 @@ from typing import Mapping
 import torch
 from torch import Tensor
 
-from lic.codecs.hyperprior_net import H_S_LAYERS, QUANTIZABLE_LAYERS, MeanScaleHyperprior
+from lic.codecs.hyperprior_net import H_S_LAYERS, LAMBDAS_MSE, QUANTIZABLE_LAYERS, MeanScaleHyperprior
 from lic.codecs.latent.factorized import Z_STEP
 from lic.codecs.latent.gaussian import MEAN_STEP, scale_table
 from lic.codecs.latent.hyperprior import Z_INPUT_BOUND
 from lic.entropy import CdfTables
 from lic.entropy.integer_net import IntegerNet, quantize_network
+from lic.errors import InputError
 from lic.quantization.gptq import input_moments, quantize_layer
+
+
+#: `lic export` and `lic quantize` calibrate on training images with both sides at least this.
+CALIBRATION_SIDE = 256
+
+
+def float_model(state: dict[str, Tensor], quality: int, name: str) -> tuple[MeanScaleHyperprior, dict]:
+    """The float network of trained weights `state` and the config its model file records
+    (`lic export`, `lic quantize`); an InputError if `state` is not a hyperprior's."""
+    try:
+        N, M = int(state["g_a.0.weight"].shape[0]), int(state["g_a.6.weight"].shape[0])
+        model = MeanScaleHyperprior(N, M)
+        model.load_state_dict(state)
+    except (KeyError, RuntimeError):
+        raise InputError("not the float weights of a hyperprior (MeanScaleHyperprior state dict)") from None
+    config = {"name": name, "family": "hyperprior", "quality": quality, "N": N, "M": M,
+              "lambda": LAMBDAS_MSE[quality], "metric": "mse"}
+    return model.eval(), config
+
+
+def calibration_batch(images: list[Tensor], count: int = 8, side: int = 256) -> Tensor:
+    """Fixed crops that set the integer h_s's activation ranges at every export."""
+    picks = images[:: max(1, len(images) // count)][:count]
+    side = min(side, *(min(im.shape[1:]) for im in picks))
+    return torch.stack([im[:, :side, :side] for im in picks]).float().cpu() / 255
+
+
+def export_model(model: MeanScaleHyperprior, images: list[Tensor]) -> dict[str, Tensor]:
+    """`lic export`: the model file's tensors, h_s calibrated on crops of training `images`."""
+    return export(model, calibration_batch(images))
 
 
 def _transform_weights(

@@ -21,9 +21,9 @@ from tqdm import tqdm
 from lic import bitstream
 from lic.api import decode_with, encode_with
 from lic.codecs.hyperprior import HyperpriorCodec
-from lic.codecs.hyperprior_net import MeanScaleHyperprior, rd_loss
+from lic.codecs.hyperprior_net import LAMBDAS_MSE, LAMBDAS_MSSSIM, MeanScaleHyperprior, rd_loss
 from lic.eval import metrics
-from lic.export.hyperprior import export
+from lic.export.hyperprior import calibration_batch, export
 from lic.imageio import load_image
 from lic.train.common import (
     Budget, JsonLog, RunConfig, Throughput, apply_lr, autocast, hardware, restore, save_checkpoint, save_weights,
@@ -31,12 +31,6 @@ from lic.train.common import (
 from lic.train.data import CropSampler, image_files, training_images
 from lic.train.distributed import World, join, leave
 from lic.train.noise import GlobalBatchNoise
-
-#: CompressAI's MSE lambda ladder (quality 1..8).
-LAMBDAS_MSE = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
-#: CompressAI's MS-SSIM lambda ladder (quality 1..8).
-LAMBDAS_MSSSIM = {1: 2.40, 2: 4.58, 3: 8.73, 4: 16.64, 5: 31.73, 6: 60.50, 7: 115.37, 8: 220.0}
-
 
 @dataclass(kw_only=True)
 class HyperpriorTrainConfig(RunConfig):
@@ -90,13 +84,6 @@ def validate(model: MeanScaleHyperprior, calibration: torch.Tensor, images: list
             "ms_ssim": metrics.ms_ssim(source.rgb, decoded.rgb),
         })
     return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
-
-
-def calibration_batch(images: list[torch.Tensor], count: int = 8, side: int = 256) -> torch.Tensor:
-    """Fixed crops that set the integer h_s's activation ranges at every export."""
-    picks = images[:: max(1, len(images) // count)][:count]
-    side = min(side, *(min(im.shape[1:]) for im in picks))
-    return torch.stack([im[:, :side, :side] for im in picks]).float().cpu() / 255
 
 
 class Trainer:
