@@ -49,12 +49,12 @@ def bench(
     and of WebP, AVIF and JPEG XL at a similar rate: one thread and all threads."""
     import torch
 
-    from lic.cli.codec import _image_suffixes
+    from lic.cli.codec import image_suffixes
     from lic.codecs.base import to_device
     from lic.eval import speed
 
     device = str(to_device(device))
-    paths = expand_inputs(images or [Path(__file__).resolve().parents[1] / "samples"], _image_suffixes(), "images")
+    paths = expand_inputs(images or [Path(__file__).resolve().parents[1] / "samples"], image_suffixes(), "images")
     qs = _int_list(qualities, "--qualities")
     if max(qs) > 8:
         raise InputError("--qualities: the hyperprior has qualities 1 to 8")

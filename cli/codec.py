@@ -58,14 +58,14 @@ def _lic_kind(path: Path) -> str | None:
 
 def _run_batch(pairs: list[tuple[Path, Path]], work, what: str, jobs: int = 1) -> None:
     """Runs `work(src, dst)` for each pair with a progress bar when there are several, in
-    `jobs` worker processes when asked (`_in_workers`); a failing file is reported on one line
+    `jobs` worker processes when asked (`in_workers`); a failing file is reported on one line
     and the rest still run."""
     if len(pairs) == 1:
         typer.echo(work(*pairs[0]))
         return
     failures = 0
     bar = tqdm(total=len(pairs), desc=what, unit="file", file=sys.stderr)
-    results = _in_workers(pairs, work, jobs) if jobs > 1 else ((src, _attempt(work, src, dst)) for src, dst in pairs)
+    results = in_workers(pairs, work, jobs) if jobs > 1 else ((src, _attempt(work, src, dst)) for src, dst in pairs)
     for src, (ok, line) in results:
         bar.update()
         if not ok:
@@ -99,7 +99,7 @@ def _worker_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _in_workers(pairs: list[tuple[Path, Path]], work, jobs: int):
+def in_workers(pairs: list[tuple[Path, Path]], work, jobs: int):
     """(src, result) of each pair, as they finish, from `jobs` forked processes. Each loads a
     model once (the loader caches it) and runs cores/jobs threads. Forked workers (as PyTorch's
     own DataLoader uses) inherit `work` as it is, closure included: nothing is pickled but the
@@ -157,7 +157,7 @@ def _effort_bar(effort: int, src: Path) -> Iterator[Optional[Callable]]:
         bar.close()
 
 
-def _image_suffixes() -> set[str]:
+def image_suffixes() -> set[str]:
     Image.init()
     return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
 
@@ -203,8 +203,8 @@ def encode(
     target = _rate_target(target_bpp, target_psnr, max_bytes, effort)
     clip_folders = [p for p in inputs if video and p.is_dir()]
     others = [p for p in inputs if p not in clip_folders]
-    files = clip_folders + (expand_inputs(others, _image_suffixes() | VIDEO_SUFFIXES) if others else [])
-    outputs = _outputs(files, output, ".lic", {".lic"} | _image_suffixes() | VIDEO_SUFFIXES)
+    files = clip_folders + (expand_inputs(others, image_suffixes() | VIDEO_SUFFIXES) if others else [])
+    outputs = _outputs(files, output, ".lic", {".lic"} | image_suffixes() | VIDEO_SUFFIXES)
     check_outputs(files, outputs, force)
     for dst in outputs:
         if dst.suffix.lower() not in ("", ".lic"):

@@ -26,12 +26,12 @@ MIN_OVERLAP = 0.5
 
 #: The metrics an image BD table reports, in column order (video tables use PSNR on RGB and Y).
 BD_METRICS = ("psnr-rgb", "ms-ssim-rgb", "lpips", "cvvdp")
-_DELTA_LABELS = {"psnr-rgb": "BD-PSNR [dB]", "psnr-y": "BD-PSNR-Y [dB]", "ms-ssim-rgb": "BD-MS-SSIM [dB]",
+DELTA_LABELS = {"psnr-rgb": "BD-PSNR [dB]", "psnr-y": "BD-PSNR-Y [dB]", "ms-ssim-rgb": "BD-MS-SSIM [dB]",
                  "lpips": "BD-LPIPS", "cvvdp": "BD-JOD"}
-_RATE_LABELS = {"psnr-rgb": "BD-rate PSNR", "psnr-y": "BD-rate PSNR-Y", "ms-ssim-rgb": "BD-rate MS-SSIM",
+RATE_LABELS = {"psnr-rgb": "BD-rate PSNR", "psnr-y": "BD-rate PSNR-Y", "ms-ssim-rgb": "BD-rate MS-SSIM",
                 "lpips": "BD-rate LPIPS", "cvvdp": "BD-rate JOD"}
 
-_DELTA_DIGITS = {"lpips": 4, "cvvdp": 3}  # JOD deltas between good codecs are hundredths
+DELTA_DIGITS = {"lpips": 4, "cvvdp": 3}  # JOD deltas between good codecs are hundredths
 
 Points = tuple[list[float], list[float]]  # (bpp, quality), quality rising with bpp
 
@@ -129,13 +129,13 @@ def format_table(rows: list[BdRow], anchor: str) -> str:
     """A Markdown table and its notes; metrics no curve could be compared on are left out."""
     measured = list(rows[0].rate) if rows else []
     metrics = [m for m in measured if any(r.rate[m] is not None or r.delta[m] is not None for r in rows)]
-    header = ["codec"] + [label for m in metrics for label in (_RATE_LABELS[m], _DELTA_LABELS[m])]
+    header = ["codec"] + [label for m in metrics for label in (RATE_LABELS[m], DELTA_LABELS[m])]
     lines = [f"| {' | '.join(header)} |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     for r in rows:
         cells = [r.codec]
         for m in metrics:
             cells.append(_cell(r.rate[m], r.rate_overlap[m], 1, "%"))
-            cells.append(_cell(r.delta[m], r.delta_overlap[m], _DELTA_DIGITS.get(m, 2)))
+            cells.append(_cell(r.delta[m], r.delta_overlap[m], DELTA_DIGITS.get(m, 2)))
         lines.append(f"| {' | '.join(cells)} |")
     return "\n".join([*lines, "", *bd_notes(anchor)]) + "\n"
 
@@ -146,8 +146,8 @@ def format_clip_table(tables: dict[str, list[BdRow]], anchor: str, metric: str, 
     per-sequence BD-rates). BD-rate in percent, or with `delta` BD-quality."""
     clips = list(tables)
     codecs = list(dict.fromkeys(r.codec for rows in tables.values() for r in rows))
-    label = (_DELTA_LABELS if delta else _RATE_LABELS)[metric]
-    digits = _DELTA_DIGITS.get(metric, 2) if delta else 1
+    label = (DELTA_LABELS if delta else RATE_LABELS)[metric]
+    digits = DELTA_DIGITS.get(metric, 2) if delta else 1
     lines = [f"| {label} | {' | '.join(clips)} | mean |", "|---|" + "---:|" * (len(clips) + 1)]
     for codec in codecs:
         cells, values, shares = [codec], [], []

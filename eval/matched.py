@@ -31,7 +31,7 @@ def parse_targets(text: str) -> tuple[float, ...]:
     return tuple(sorted(set(targets)))
 
 
-def _nearest(encode: Callable[[int], bytes], params: list[int], bits: float) -> bytes:
+def nearest_choice(encode: Callable[[int], bytes], params: list[int], bits: float) -> bytes:
     """The file nearest `bits` among `params` (ordered by rising rate), by bisection."""
     lo, hi = 0, len(params) - 1
     files: dict[int, bytes] = {}
@@ -82,7 +82,7 @@ class MatchedRate:
             params = list(range(min(sweep), max(sweep) + 1))
             if sweep[0] > sweep[-1]:
                 params.reverse()
-        return _nearest(lambda p: self.inner.encode(rgb, p), params, bpp * rgb.shape[0] * rgb.shape[1])
+        return nearest_choice(lambda p: self.inner.encode(rgb, p), params, bpp * rgb.shape[0] * rgb.shape[1])
 
     def decode(self, data: bytes) -> np.ndarray:
         return self.inner.decode(data)

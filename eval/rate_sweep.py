@@ -26,7 +26,7 @@ import numpy as np
 from lic.errors import InputError
 from lic.eval.bdrate import bd_rate
 from lic.imageio import load_image
-from lic.rate import BPP_TOLERANCE, Target, _Image, search
+from lic.rate import BPP_TOLERANCE, RateImage, Target, search
 
 FIELDS = ("image", "kind", "target", "quality", "step", "bytes", "bpp", "psnr_rgb", "status", "seconds")
 
@@ -39,7 +39,7 @@ def targets(count: int, low: float = 0.15, high: float = 1.5) -> list[float]:
 def sweep_image(image: Path, rates: list[float], device: str) -> list[tuple]:
     """Every row of one image (one process)."""
     source = load_image(image)
-    im = _Image(source, "hyperprior", device)
+    im = RateImage(source, "hyperprior", device)
     rows = []
     for q in im.qualities:
         c = im.choice(q, 0)

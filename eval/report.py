@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from lic.errors import InputError
-from lic.eval.bdrate import (_DELTA_DIGITS, _DELTA_LABELS, _RATE_LABELS, MIN_OVERLAP, BdRow, bd_notes, bd_table,
+from lic.eval.bdrate import (DELTA_DIGITS, DELTA_LABELS, RATE_LABELS, MIN_OVERLAP, BdRow, bd_notes, bd_table,
                              format_clip_table, format_table)
 from lic.eval.results import METRICS, ROWS_FILE, Curve, read_curve, read_rows
 from lic.files import atomic_write
@@ -136,7 +136,7 @@ def _tex_cell(value: float | None, share: float, digits: int, percent: bool) -> 
 
 def latex_table(rows: list[BdRow], anchor: str, metrics: list[str], caption: str, label: str) -> str:
     """A booktabs table: one codec per row, BD-rate and BD-quality per metric."""
-    header = [f"{_tex(_RATE_LABELS[m])} & {_tex(_DELTA_LABELS[m])}" for m in metrics]
+    header = [f"{_tex(RATE_LABELS[m])} & {_tex(DELTA_LABELS[m])}" for m in metrics]
     lines = [
         r"\begin{table}[t]", r"\centering", r"\small",
         rf"\caption{{{_tex(caption)} $^\dagger$: the curves overlap over less than half of their joint range.}}",
@@ -147,7 +147,7 @@ def latex_table(rows: list[BdRow], anchor: str, metrics: list[str], caption: str
         cells = [_tex(r.codec)]
         for m in metrics:
             cells.append(_tex_cell(r.rate[m], r.rate_overlap[m], 1, True))
-            cells.append(_tex_cell(r.delta[m], r.delta_overlap[m], _DELTA_DIGITS.get(m, 2), False))
+            cells.append(_tex_cell(r.delta[m], r.delta_overlap[m], DELTA_DIGITS.get(m, 2), False))
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
@@ -303,7 +303,7 @@ def write_report(results: Path, out: Path, anchor: str | None = None, images: Pa
             raise InputError(f"the anchor {anchor} does not have a curve for every clip (choose --anchor)")
         per_clip = {s.title: bd_table(s.curves, anchor, tuple(metrics)) for s in found}
         markdown = "\n".join(format_clip_table(per_clip, anchor, m) for m in metrics) + "\n" + "\n".join(bd_notes(anchor)) + "\n"
-        latex = "\n".join(latex_clip_table(per_clip, m, f"{_RATE_LABELS[m]} against {anchor} per clip; negative: "
+        latex = "\n".join(latex_clip_table(per_clip, m, f"{RATE_LABELS[m]} against {anchor} per clip; negative: "
                                            "fewer bits for the same quality.", f"tab:bd-{m}") for m in metrics)
         tables.append((f"BD-rates against {anchor}", markdown))
     else:

@@ -18,7 +18,7 @@ from PIL import Image
 from lic import bitstream, models
 from lic.bitstream import FLAG_16BIT, FLAG_ALPHA, FLAG_GREY, Header
 from lic import codec_ids
-from lic.codecs.base import Codec, Encoded, pad_to_multiple, to_device, to_input, to_pixels
+from lic.codecs.base import Codec, Encoded, as_pixels, pad_to_multiple, to_device
 from lic.errors import FormatError, InputError, ModelError, ResourceError
 from lic.imageio import SourceImage, load_image, pack_alpha, to_pil, unpack_alpha
 
@@ -41,19 +41,6 @@ def check_pixels(width: int, height: int, max_pixels: int | None) -> None:
             f"a {width}x{height} image ({width * height / 1e6:.1f} megapixels) is over the limit of "
             f"{limit / 1e6:.1f} megapixels (raise it with --max-pixels or lic.api.MAX_PIXELS)"
         )
-
-
-def as_pixels(rgb: np.ndarray) -> torch.Tensor:
-    """An H x W x 3 uint8 array as a [1, 3, H, W] tensor, without copying."""
-    return torch.from_numpy(rgb).permute(2, 0, 1)[None]
-
-
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return to_input(as_pixels(rgb))
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return to_pixels(x[0]).permute(1, 2, 0).numpy()
 
 
 def compress(
@@ -104,7 +91,7 @@ def container(codec: Codec, source: SourceImage, quality: int, model_hash: bytes
     if source.alpha is not None:
         flags |= FLAG_ALPHA
         streams.append(pack_alpha(source.alpha))
-    header = Header(codec_ids.codec_id(codec.family), quality, model_hash, encoded.check,
+    header = Header(codec_ids.codec_id(codec.family), quality, model_hash, encoded.digest,
                     source.width, source.height, pad_bottom, pad_right, flags, step=encoded.step)
     return bitstream.pack(header, streams)
 
@@ -173,7 +160,7 @@ def decode_with(codec: Codec, header: Header, streams: list[bytes], fast: bool =
     # checks); nothing else is taken for corruption. Running out of memory is said as such.
     try:
         options = {"fast": True} if fast and getattr(codec, "has_fast_path", False) else {}
-        x_hat = codec.decode(Encoded(streams[:n_codec], header.check, header.step), height, width, **options)
+        x_hat = codec.decode(Encoded(streams[:n_codec], header.digest, header.step), height, width, **options)
     except (MemoryError, torch.cuda.OutOfMemoryError):
         raise ResourceError(f"out of memory decoding a {header.width}x{header.height} image") from None
     rgb = x_hat[0, :, : header.height, : header.width].permute(1, 2, 0).numpy()

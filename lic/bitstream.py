@@ -10,7 +10,7 @@ Layout, version 1 (integers little-endian; "varint" is unsigned LEB128):
     7      1     flags: bit 0 alpha stream present, bit 1 source was greyscale,
                  bit 2 source had 16 bits per sample
     8      4     model hash: first 4 bytes of SHA-256 of the model file
-    12     4     entropy-parameter check: digest of the parameters the decoder must
+    12     4     entropy-parameter digest: digest of the parameters the decoder must
                  re-derive (e.g. the hyperprior's scale indices and means)
     16     ...   varints: width, height, padding bottom, padding right (of the coded image),
                  [version 2 only: the quantisation step code, zigzag-coded: 0 -> 0, -1 -> 1,
@@ -59,7 +59,7 @@ class Header:
     codec_id: int
     quality: int
     model_hash: bytes
-    check: bytes
+    digest: bytes
     width: int
     height: int
     pad_bottom: int = 0
@@ -108,11 +108,11 @@ class VarintReader:
 
 
 def pack(header: Header, streams: list[bytes]) -> bytes:
-    if len(header.model_hash) != 4 or len(header.check) != 4:
-        raise ValueError("model hash and check must be 4 bytes each")
+    if len(header.model_hash) != 4 or len(header.digest) != 4:
+        raise ValueError("model hash and digest must be 4 bytes each")
     version = 2 if header.step else 1
     body = bytearray(_FIXED.pack(MAGIC, version, header.codec_id, header.quality,
-                                 header.flags, header.model_hash, header.check))
+                                 header.flags, header.model_hash, header.digest))
     sizes = (header.width, header.height, header.pad_bottom, header.pad_right)
     steps = (2 * header.step if header.step >= 0 else -2 * header.step - 1,) if version == 2 else ()
     for n in (*sizes, *steps, len(streams)):
@@ -166,7 +166,7 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
         if declared is not None and declared > len(data):
             raise FormatError(f"the file is truncated ({len(data)} of {declared} bytes)")
         raise FormatError("the file is corrupted (checksum mismatch)")
-    _, version, codec_id, quality, flags, model_hash, check = _FIXED.unpack_from(data)
+    _, version, codec_id, quality, flags, model_hash, digest = _FIXED.unpack_from(data)
     if version not in SUPPORTED:
         raise FormatError(f"format version {version} is not supported (this lic reads versions "
                           f"{', '.join(map(str, SUPPORTED))})")
@@ -195,6 +195,6 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     for n in lengths:
         streams.append(data[pos : pos + n])
         pos += n
-    header = Header(codec_id, quality, model_hash, check, width, height,
+    header = Header(codec_id, quality, model_hash, digest, width, height,
                     pad_bottom, pad_right, flags, lengths, step)
     return header, streams

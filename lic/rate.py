@@ -26,8 +26,8 @@ import torch
 from PIL import Image
 
 from lic import models
-from lic.api import as_pixels, check_pixels, container
-from lic.codecs.base import pad_to_multiple, to_device
+from lic.api import check_pixels, container
+from lic.codecs.base import as_pixels, pad_to_multiple, to_device
 from lic.codecs.hyperprior import HyperpriorCodec
 from lic.codecs.latent.gaussian import MAX_STEP
 from lic.codecs.refine import element_bits, table_bits
@@ -58,7 +58,7 @@ class Choice:
     psnr: float
 
 
-class _Image:
+class RateImage:
     """One image's analyses at every quality, computed once and shared by the search."""
 
     def __init__(self, source: SourceImage, model: str, device: str) -> None:
@@ -159,7 +159,7 @@ def _bracket(qualities: list[int], above: Callable[[int], bool]) -> tuple[int | 
     return lo, hi
 
 
-def _rate_search(im: _Image, bpp: float, fits: Callable[[int, int], bool]) -> list[tuple[int, int]]:
+def _rate_search(im: RateImage, bpp: float, fits: Callable[[int, int], bool]) -> list[tuple[int, int]]:
     """Per bracketing quality, the smallest step whose estimated rate is at most `bpp`, then
     moved by the real coded size until `fits` says it is the first that fits."""
     lo, hi = _bracket(im.qualities, lambda q: im.estimated_bpp(q, 0) > bpp)
@@ -188,7 +188,7 @@ class OutOfReach(InputError):
         self.nearest = nearest
 
 
-def search(im: _Image, target: Target) -> Choice:
+def search(im: RateImage, target: Target) -> Choice:
     """The (quality, step) for `target`; an InputError naming the nearest reachable value."""
     q_min, q_max = im.qualities[0], im.qualities[-1]
     if target.kind == "psnr":
@@ -213,7 +213,7 @@ def search(im: _Image, target: Target) -> Choice:
     return max(within, key=lambda c: (c.psnr, -c.nbytes))
 
 
-def _psnr_search(im: _Image, target: Target) -> Choice:
+def _psnr_search(im: RateImage, target: Target) -> Choice:
     """The smallest file among the bracketing qualities' largest steps that still reach the PSNR."""
     q_min, q_max = im.qualities[0], im.qualities[-1]
     reaches = lambda q, s: im.psnr(q, s) >= target.value  # noqa: E731
@@ -241,7 +241,7 @@ def compress_to(image: "str | Path | Image.Image | np.ndarray | SourceImage", ta
         raise InputError(f"a target must be a positive bpp, byte count or PSNR, not {target.value}")
     source = load_image(image)
     check_pixels(source.width, source.height, max_pixels)
-    im = _Image(source, model, str(to_device(device)))
+    im = RateImage(source, model, str(to_device(device)))
     try:
         choice = search(im, target)
     except OutOfReach as e:

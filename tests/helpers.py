@@ -25,6 +25,17 @@ SAMPLES = REPO / "samples"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
 
 
+def run_lic(*args, **kwargs):
+    """Runs `lic ARGS` in this process (arguments may be paths or numbers; `input=` feeds
+    stdin) and returns click's Result: exit_code and output (stdout and stderr together).
+    The suite's one way to call the command short of a subprocess."""
+    from typer.testing import CliRunner
+
+    from lic.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], **kwargs)
+
+
 def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
     """Smooth gradients plus mild texture: compresses like a photo, unlike pure noise."""
     rng = np.random.default_rng(seed)
@@ -79,9 +90,37 @@ def with_fixed_crc(data: "bytes | bytearray") -> bytes:
     return bytes(fixed)
 
 
-def with_other_check(data: bytes) -> bytes:
+def with_other_digest(data: bytes) -> bytes:
     """`data` with the header's entropy-parameter check changed and a valid CRC again:
     what a decoder that derives other probabilities than the encoder would see."""
     damaged = bytearray(data)
     damaged[12] ^= 0xFF
     return with_fixed_crc(damaged)
+
+
+def moving_clip(frames: int, height: int = 64, width: int = 96, seed: int = 0) -> list[np.ndarray]:
+    """A photo-like picture panning by (1, 2) px a frame, with a square moving the other way."""
+    big = photo_like(height + 4 * frames, width + 4 * frames, seed)
+    out = []
+    for t in range(frames):
+        frame = big[t : t + height, 2 * t : 2 * t + width].copy()
+        frame[20 : 36, 40 - 3 * t : 56 - 3 * t] = (200, 40, 40)
+        out.append(frame)
+    return out
+
+
+def clip(frames: int = 8, size: int = 64) -> list[np.ndarray]:
+    """A camera pan over a photo-like picture, plus per-frame noise: no two frames alike."""
+    scene = photo_like(size + frames, size + 2 * frames, seed=3)
+    rng = np.random.default_rng(4)
+    return [np.clip(scene[i:i + size, 2 * i:2 * i + size].astype(int) + rng.integers(-3, 4, (size, size, 3)),
+                    0, 255).astype(np.uint8) for i in range(frames)]
+
+
+def write(path, frames, fps=25, **kwargs):
+    """Frames to a lossless clip or PNG folder at `path` (`lic.video.io.VideoWriter`)."""
+    from lic.video.io import VideoWriter
+
+    with VideoWriter(path, fps, frames[0].shape[1], frames[0].shape[0], **kwargs) as writer:
+        for frame in frames:
+            writer.write(frame)

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 import lic
+from lic.codecs.base import as_pixels, as_rgb, pad_to_multiple
 from lic.errors import FormatError, InputError, ModelError
 from helpers import photo_like
 
@@ -21,10 +22,15 @@ def roundtrip(tiny_model):
 
 
 @pytest.mark.parametrize("size", [(1, 1), (17, 33), (64, 64), (65, 130), (300, 7), (1201, 1601)])
-def test_any_size_roundtrips(roundtrip, size):
+def test_any_size_roundtrips(roundtrip, tiny_codec, size):
     h, w = size
-    _, image = roundtrip(photo_like(h, w))
+    source = photo_like(h, w)
+    _, image = roundtrip(source)
     assert image.size == (w, h) and image.mode == "RGB"
+    # the pixels are those the codec decodes for the padded source, cropped back to the source's size
+    x = pad_to_multiple(as_pixels(source), tiny_codec.stride)[0]
+    expected = as_rgb(tiny_codec.decode(tiny_codec.encode(x), *x.shape[-2:]))[:h, :w]
+    assert np.array_equal(np.asarray(image), expected)
 
 
 def test_rgba_keeps_alpha_exactly(roundtrip):

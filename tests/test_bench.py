@@ -7,12 +7,8 @@ import json
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from helpers import photo_like
-from lic.cli import app
-
-runner = CliRunner()
+from helpers import photo_like, run_lic
 
 
 @pytest.fixture()
@@ -27,8 +23,8 @@ def _rows(output: str) -> list[dict]:
 
 
 def test_bench_times_lic_exact_and_fast_and_the_classic_codecs(small_image):
-    r = runner.invoke(app, ["bench", str(small_image), "-q", "2", "--threads", "1", "--rounds", "1",
-                            "--baselines-at", "2", "--json"])
+    r = run_lic("bench", str(small_image), "-q", "2", "--threads", "1", "--rounds", "1",
+                            "--baselines-at", "2", "--json")
     assert r.exit_code == 0, r.output
     rows = {row["codec"].split(" q")[0]: row for row in _rows(r.output)}
     lic = rows.pop("lic hyperprior")
@@ -39,8 +35,8 @@ def test_bench_times_lic_exact_and_fast_and_the_classic_codecs(small_image):
 
 
 def test_bench_compares_with_compressai_side_by_side(small_image):
-    r = runner.invoke(app, ["bench", str(small_image), "-q", "1", "--threads", "1", "--rounds", "1",
-                            "--against-compressai", "--json"])
+    r = run_lic("bench", str(small_image), "-q", "1", "--threads", "1", "--rounds", "1",
+                            "--against-compressai", "--json")
     assert r.exit_code == 0, r.output
     (row,) = _rows(r.output)
     assert row["quality"] == 1 and row["threads"] == 1
@@ -48,7 +44,7 @@ def test_bench_compares_with_compressai_side_by_side(small_image):
 
 
 def test_bench_deviation_reports_how_far_fast_decodes_are(small_image):
-    r = runner.invoke(app, ["bench", str(small_image), "-q", "3", "--deviation", "--json"])
+    r = run_lic("bench", str(small_image), "-q", "3", "--deviation", "--json")
     assert r.exit_code == 0, r.output
     (row,) = _rows(r.output)
     assert row["max_difference"] <= 1 and 0 <= row["differing_fraction"] < 1e-3
@@ -57,6 +53,6 @@ def test_bench_deviation_reports_how_far_fast_decodes_are(small_image):
 
 @pytest.mark.parametrize("option", [["-q", "0"], ["-q", "9"], ["-q", "a,b"], ["--threads", "0"]])
 def test_bench_refuses_bad_lists_in_one_line(small_image, option):
-    r = runner.invoke(app, ["bench", str(small_image), *option])
+    r = run_lic("bench", str(small_image), *option)
     assert r.exit_code == 1
     assert r.output.startswith("lic: error:") and r.output.count("\n") == 1

@@ -11,7 +11,7 @@ from lic.errors import FormatError
 
 
 def _file(**overrides) -> bytes:
-    fields = dict(codec_id=1, quality=3, model_hash=b"\x01\x02\x03\x04", check=b"abcd",
+    fields = dict(codec_id=1, quality=3, model_hash=b"\x01\x02\x03\x04", digest=b"abcd",
                   width=769, height=1, pad_bottom=63, pad_right=63, flags=FLAG_ALPHA)
     fields.update(overrides)
     return bitstream.pack(Header(**fields), [b"z" * 10, b"y" * 300, b""])
@@ -21,7 +21,7 @@ def test_roundtrip_keeps_every_field():
     header, streams = bitstream.unpack(_file())
     assert (header.codec_name, header.quality, header.width, header.height) == ("hyperprior", 3, 769, 1)
     assert (header.pad_bottom, header.pad_right, header.has_alpha) == (63, 63, True)
-    assert header.model_hash == b"\x01\x02\x03\x04" and header.check == b"abcd"
+    assert header.model_hash == b"\x01\x02\x03\x04" and header.digest == b"abcd"
     assert streams == [b"z" * 10, b"y" * 300, b""] and header.stream_lengths == [10, 300, 0]
 
 

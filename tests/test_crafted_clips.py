@@ -13,12 +13,12 @@ import zlib
 import numpy as np
 import pytest
 
+from helpers import moving_clip
 import lic
 from lic.bitstream import varint
 from lic.errors import LicError
 from lic.video import container
 from lic.video.container import FRAME_P, FrameRecord, VideoHeader
-from test_video import moving_clip
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def _clip_bytes(header: VideoHeader, records: list[FrameRecord]) -> bytes:
 
 
 def _changed(records: list[FrameRecord], frame: int, stream: int, change) -> list[FrameRecord]:
-    out = [FrameRecord(r.kind, r.check, list(r.streams), r.index) for r in records]
+    out = [FrameRecord(r.kind, r.digest, list(r.streams), r.index) for r in records]
     out[frame].streams[stream] = change(out[frame].streams[stream])
     return out
 
@@ -90,7 +90,7 @@ def _version_1(header: VideoHeader, records: list[FrameRecord]) -> bytes:
     head[-4:] = struct.pack("<I", zlib.crc32(bytes(head[:-4])))
     out = bytearray(head)
     for r in records:
-        check = r.check
+        check = r.digest
         if r.kind == FRAME_P:
             side = hashlib.blake2b(r.streams[1] + r.streams[0], digest_size=4).digest()
             check = bytes(a ^ b for a, b in zip(check, side))

@@ -29,7 +29,7 @@ def _data(model: str, quality: int) -> bytes:
 
 def _synthesis_input(codec, data: bytes) -> tuple[torch.nn.Module, torch.Tensor]:
     header, streams = bitstream.unpack(data)
-    encoded = Encoded(streams, header.check)
+    encoded = Encoded(streams, header.digest)
     if codec.family == "vq":
         indices = torch.from_numpy(codec.decode_indices(encoded, 128, 192))
         return codec.decoder, codec.codebooks[codec.level].to(torch.float64)[indices].permute(2, 0, 1)[None]

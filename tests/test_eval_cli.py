@@ -3,16 +3,8 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from lic.cli import app
-from helpers import photo_folder
-
-runner = CliRunner()
-
-
-def lic(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from helpers import photo_folder, run_lic
 
 
 @pytest.fixture()
@@ -26,9 +18,10 @@ def no_lpips_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
 
 
+@pytest.mark.slow
 def test_eval_then_plot(dataset, tmp_path, tiny_model):
     out = tmp_path / "results"
-    r = lic("eval", dataset, "-c", "webp", "-c", "jpeg-420", "-c", f"lic-{tiny_model}",
+    r = run_lic("eval", dataset, "-c", "webp", "-c", "jpeg-420", "-c", f"lic-{tiny_model}",
             "--metric", "haarpsi", "-j", "2", "-o", out)
     assert r.exit_code == 0, r.output
     assert "LPIPS skipped" in r.output and "never downloads" in r.output
@@ -39,7 +32,7 @@ def test_eval_then_plot(dataset, tmp_path, tiny_model):
     lic_curve = json.loads((out / "lic-tiny.json").read_text())
     assert lic_curve["results"]["quality"] == [2] and lic_curve["results"]["haarpsi"][0] > 0
 
-    r = lic("eval", dataset, "-c", "webp", "-o", out)
+    r = run_lic("eval", dataset, "-c", "webp", "-o", out)
     assert r.exit_code == 0 and "resuming: 16 of 16 rows" in r.output
 
     reference = tmp_path / "reference"
@@ -50,7 +43,7 @@ def test_eval_then_plot(dataset, tmp_path, tiny_model):
     (reference / "elsewhere.json").write_text(json.dumps({
         "name": "clic-only", "dataset": "clic", "results": {"bpp": [0.2, 0.5], "psnr-rgb": [30.0, 33.0]}}))
     plots = tmp_path / "plots"
-    r = lic("plot", out, "-o", plots, "--reference", reference, "--anchor", "paper")
+    r = run_lic("plot", out, "-o", plots, "--reference", reference, "--anchor", "paper")
     assert r.exit_code == 0, r.output
     assert "elsewhere.json: left out, it is for clic" in r.output
     assert "BD vs paper" in r.output and "| webp |" in r.output
@@ -58,9 +51,9 @@ def test_eval_then_plot(dataset, tmp_path, tiny_model):
         f"rd-{m}.{ext}" for m in ("haarpsi", "ms-ssim-rgb", "psnr-rgb", "psnr-y") for ext in ("pdf", "png")]
     assert (plots / "rd-psnr-rgb.pdf").read_bytes()[:5] == b"%PDF-"
 
-    r = lic("plot", out / "webp.json", "-o", plots)
+    r = run_lic("plot", out / "webp.json", "-o", plots)
     assert r.exit_code == 1 and "already exists" in r.output and "Traceback" not in r.output
-    assert lic("plot", out / "webp.json", "-o", plots, "--force").exit_code == 0
+    assert run_lic("plot", out / "webp.json", "-o", plots, "--force").exit_code == 0
 
 
 @pytest.mark.parametrize(
@@ -72,7 +65,7 @@ def test_eval_then_plot(dataset, tmp_path, tiny_model):
     ],
 )
 def test_eval_user_errors_are_one_line(dataset, tmp_path, args, message):
-    r = lic("eval", dataset, "-o", tmp_path / "out", *args)
+    r = run_lic("eval", dataset, "-o", tmp_path / "out", *args)
     assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output
     assert not (tmp_path / "out").exists()
 
@@ -80,5 +73,5 @@ def test_eval_user_errors_are_one_line(dataset, tmp_path, args, message):
 def test_plot_refuses_a_file_that_is_not_a_curve(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"name": "x"}')
-    r = lic("plot", bad)
+    r = run_lic("plot", bad)
     assert r.exit_code == 1 and "not an RD results JSON" in r.output

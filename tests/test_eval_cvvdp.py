@@ -8,18 +8,15 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from lic.cli import app
 from lic.eval import cvvdp, harness
 from lic.eval.bdrate import bd_table
 from lic.eval.codecs import resolve
 from lic.eval.harness import Meter, MetricSet, evaluate
 from lic.eval.results import COLUMNS, ROWS_FILE, Curve, make_curve, read_curve, read_rows
-from helpers import photo_folder, photo_like
+from helpers import photo_folder, photo_like, run_lic
 
 needs_cvvdp = pytest.mark.skipif(not cvvdp.available(), reason="cvvdp is not installed (pip install 'lic[perceptual]')")
-runner = CliRunner()
 
 
 def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
@@ -132,30 +129,31 @@ def test_jod_of_different_displays_is_never_averaged_or_compared():
 
 def test_without_the_extra_jod_is_one_line_saying_how_to_install_it(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(cvvdp, "available", lambda: False)
-    r = runner.invoke(app, ["eval", str(dataset), "-c", "webp", "--metric", "cvvdp", "-o", str(tmp_path / "o")])
+    r = run_lic("eval", str(dataset), "-c", "webp", "--metric", "cvvdp", "-o", str(tmp_path / "o"))
     assert r.exit_code == 1 and r.output.strip().endswith("pip install 'lic[perceptual]' (the cvvdp package)")
     assert "Traceback" not in r.output and not (tmp_path / "o").exists()
-    r = runner.invoke(app, ["eval", str(dataset), "-c", "jpeg-420", "--perceptual", "-o", str(tmp_path / "p")])
+    r = run_lic("eval", str(dataset), "-c", "jpeg-420", "--perceptual", "-o", str(tmp_path / "p"))
     assert r.exit_code == 0 and "JOD skipped" in r.output  # --perceptual measures what it can
 
 
 @needs_cvvdp
 def test_an_unknown_display_is_one_line_naming_the_known_ones(dataset, tmp_path):
-    r = runner.invoke(app, ["eval", str(dataset), "-c", "webp", "--metric", "cvvdp", "--display", "crt",
-                            "-o", str(tmp_path / "o")])
+    r = run_lic("eval", str(dataset), "-c", "webp", "--metric", "cvvdp", "--display", "crt",
+                            "-o", str(tmp_path / "o"))
     assert r.exit_code == 1 and "unknown display 'crt'" in r.output and "standard_fhd" in r.output
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 @needs_cvvdp
 def test_eval_video_measures_whole_clip_jod_and_reports_bd_jod(tmp_path):
-    from test_video_io import clip, write
+    from helpers import clip, write
 
     path = tmp_path / "tiny.mkv"
     write(path, clip(8, 64), fps=25)
     out = tmp_path / "results"
-    r = runner.invoke(app, ["eval-video", str(path), "-c", "x264", "-c", "x265", "--crf", "40", "--crf", "30",
-                            "--crf", "20", "--metric", "cvvdp", "-o", str(out)])
+    r = run_lic("eval-video", str(path), "-c", "x264", "-c", "x265", "--crf", "40", "--crf", "30",
+                            "--crf", "20", "--metric", "cvvdp", "-o", str(out))
     assert r.exit_code == 0, r.output
     from lic.eval.video_harness import VIDEO_ROWS
 

@@ -3,9 +3,8 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from lic.cli import app
+from helpers import run_lic
 from lic.eval.envelope import compare, envelope_at
 from lic.eval.results import Curve
 
@@ -44,10 +43,10 @@ def test_cli_writes_the_table(tmp_path):
         (tmp_path / f"{c.name}.json").write_text(json.dumps({"name": c.name, "results": c.results}))
     out = tmp_path / "table.md"
     args = ["compare", str(tmp_path / "vq.json"), str(tmp_path), "--metric", "dss", "-o", str(out)]
-    r = CliRunner().invoke(app, args)
+    r = run_lic(*args)
     assert r.exit_code == 0, r.output
     assert "| 1 | 0.0200 | 0.500 | 0.300 (low) | +0.200 |" in out.read_text()
-    r = CliRunner().invoke(app, args)
+    r = run_lic(*args)
     assert r.exit_code != 0 and "--force" in r.output
-    r = CliRunner().invoke(app, ["compare", str(tmp_path / "vq.json"), str(tmp_path), "--metric", "nope"])
+    r = run_lic("compare", str(tmp_path / "vq.json"), str(tmp_path), "--metric", "nope")
     assert r.exit_code != 0 and "unknown metric" in r.output

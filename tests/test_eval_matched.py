@@ -5,7 +5,7 @@ import pytest
 from helpers import photo_like
 from lic.errors import InputError
 from lic.eval.codecs import resolve
-from lic.eval.matched import MatchedRate, _nearest, parse_targets
+from lic.eval.matched import MatchedRate, nearest_choice, parse_targets
 
 IMAGE = photo_like(64, 96, seed=11)
 
@@ -25,8 +25,8 @@ def test_bisection_keeps_the_file_nearest_the_target():
         calls.append(p)
         return bytes(sizes[p])
 
-    assert len(_nearest(encode, list(range(5)), 8 * 70)) == 80
-    assert len(_nearest(encode, list(range(5)), 8 * 1000)) == 160 and len(_nearest(encode, list(range(5)), 8)) == 10
+    assert len(nearest_choice(encode, list(range(5)), 8 * 70)) == 80
+    assert len(nearest_choice(encode, list(range(5)), 8 * 1000)) == 160 and len(nearest_choice(encode, list(range(5)), 8)) == 10
     assert len(set(calls)) <= 5
 
 

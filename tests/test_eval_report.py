@@ -8,16 +8,13 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from lic.cli import app
 from lic.eval.bdrate import bd_table, format_table
 from lic.eval.codecs import resolve
 from lic.eval.harness import MetricSet, evaluate
 from lic.eval.results import read_curve
-from helpers import photo_folder
+from helpers import photo_folder, run_lic
 
-runner = CliRunner()
 CODECS = ("webp", "jpeg-420", "avif")
 
 
@@ -43,7 +40,7 @@ class Links(HTMLParser):
 
 
 def report(results, out, *args):
-    r = runner.invoke(app, ["report", str(results), "-o", str(out), *map(str, args)])
+    r = run_lic("report", str(results), "-o", str(out), *map(str, args))
     assert r.exit_code == 0, r.output
     return r
 
@@ -99,15 +96,16 @@ def test_report_of_image_results_has_plots_tables_crops_and_an_offline_page(resu
     assert "://" not in page and "<script" not in page
 
 
+@pytest.mark.slow
 def test_report_of_video_results_has_one_column_per_clip(tmp_path):
-    from test_video_io import clip, write
+    from helpers import clip, write
 
     clips = [tmp_path / "one.mkv", tmp_path / "two.mkv"]
     write(clips[0], clip(6, 64), fps=25)
     write(clips[1], clip(6, 64)[::-1], fps=25)
     results = tmp_path / "video"
-    r = runner.invoke(app, ["eval-video", *map(str, clips), "-c", "x264", "-c", "x265", "--crf", "40", "--crf", "30",
-                            "--crf", "20", "-o", str(results)])
+    r = run_lic("eval-video", *map(str, clips), "-c", "x264", "-c", "x265", "--crf", "40", "--crf", "30",
+                            "--crf", "20", "-o", str(results))
     assert r.exit_code == 0, r.output
     out = tmp_path / "report"
     report(results, out)
@@ -125,12 +123,12 @@ def test_report_of_chosen_codecs_leaves_the_others_out(results, tmp_path):
     out = tmp_path / "report"
     report(folder, out, "-c", "webp", "-c", "avif")
     assert "jpeg-420" not in (out / "bd-vs-webp.md").read_text() + (out / "bd-vs-webp.tex").read_text()
-    r = runner.invoke(app, ["report", str(folder), "-o", str(out), "-c", "webp", "-c", "jxl"])
+    r = run_lic("report", str(folder), "-o", str(out), "-c", "webp", "-c", "jxl")
     assert r.exit_code == 1 and "no curve of jxl" in r.output
 
 
 def test_report_needs_a_results_folder(tmp_path):
-    r = runner.invoke(app, ["report", str(tmp_path), "-o", str(tmp_path / "out")])
+    r = run_lic("report", str(tmp_path), "-o", str(tmp_path / "out"))
     assert r.exit_code == 1 and "no curve JSONs" in r.output and "Traceback" not in r.output
 
 

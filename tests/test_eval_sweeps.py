@@ -1,5 +1,6 @@
 """The effort and rate-control sweeps: real rows, resumable, and summaries that read them."""
 
+import pytest
 from PIL import Image
 
 from helpers import photo_like
@@ -14,6 +15,7 @@ def _images(tmp_path, count=2):
     return sorted(folder.glob("*.png"))
 
 
+@pytest.mark.slow
 def test_effort_sweep_rows_resume_and_summarise(tmp_path):
     images, out = _images(tmp_path), tmp_path / "effort.csv"
     effort.sweep(images, [1, 5], [0, 1], "cpu", out)

@@ -6,19 +6,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
 import lic
-from helpers import assert_one_line_error, photo_like, with_fixed_crc
-from lic.cli import app
+from helpers import assert_one_line_error, photo_like, run_lic, with_fixed_crc
 from lic.errors import InputError, ModelError
 from lic.models import save_model_file
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def crafted(data: bytes) -> bytes:
@@ -34,7 +26,7 @@ def test_a_batch_decode_goes_on_after_a_crafted_file(tmp_path, tiny_model):
     for name, data in (("a", good), ("bad", crafted(good)), ("c", good)):
         (tmp_path / f"{name}.lic").write_bytes(data)
     out = tmp_path / "out"
-    r = run("decode", tmp_path / "a.lic", tmp_path / "bad.lic", tmp_path / "c.lic", "-o", out, "--model", tiny_model)
+    r = run_lic("decode", tmp_path / "a.lic", tmp_path / "bad.lic", tmp_path / "c.lic", "-o", out, "--model", tiny_model)
     assert r.exit_code == 1 and "1 of 3 files failed" in r.output, r.output
     assert f"{tmp_path / 'bad.lic'}: the entropy-coded data is corrupted" in r.output
     assert sorted(p.name for p in out.iterdir()) == ["a.decoded.png", "c.decoded.png"]
@@ -46,7 +38,7 @@ def test_bad_devices_are_one_line(device, tmp_path, tiny_model):
         pytest.skip("this machine has a GPU")
     image = tmp_path / "p.png"
     Image.fromarray(photo_like(16, 16)).save(image)
-    assert_one_line_error(run("encode", image, "-q", 2, "--model", tiny_model, "--device", device), "device")
+    assert_one_line_error(run_lic("encode", image, "-q", 2, "--model", tiny_model, "--device", device), "device")
     assert not image.with_suffix(".lic").exists()
 
 
@@ -61,7 +53,7 @@ def test_a_model_file_without_weights_is_one_line(config, tmp_path):
         lic.compress(photo_like(16, 16), quality=1, model=str(path))
     image = tmp_path / "p.png"
     Image.fromarray(photo_like(16, 16)).save(image)
-    assert_one_line_error(run("encode", image, "-q", 1, "--model", path), "not a complete")
+    assert_one_line_error(run_lic("encode", image, "-q", 1, "--model", path), "not a complete")
 
 
 @pytest.mark.parametrize("shape", [(0, 5, 3), (5, 0, 3), (0, 0), (0, 4, 4)])
@@ -74,7 +66,7 @@ def test_never_writes_over_an_input_even_with_force(tmp_path, tiny_model):
     image = tmp_path / "full.png"
     Image.fromarray(photo_like(16, 16)).save(image)
     before = image.read_bytes()
-    r = run("encode", image, "-o", image, "--force", "-q", 2, "--model", tiny_model)
+    r = run_lic("encode", image, "-o", image, "--force", "-q", 2, "--model", tiny_model)
     assert_one_line_error(r, "is an input of this command")
     assert image.read_bytes() == before
 
@@ -82,11 +74,11 @@ def test_never_writes_over_an_input_even_with_force(tmp_path, tiny_model):
 def test_two_inputs_for_one_output_are_refused_up_front(tmp_path, tiny_model):
     Image.fromarray(photo_like(16, 16)).save(tmp_path / "photo.png")
     Image.fromarray(photo_like(16, 16, seed=1)).save(tmp_path / "photo.jpg")
-    r = run("encode", tmp_path, "--force", "-q", 2, "--model", tiny_model)
+    r = run_lic("encode", tmp_path, "--force", "-q", 2, "--model", tiny_model)
     assert_one_line_error(r, "would both be written to")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg", "photo.png"]
 
 
 def test_version():
-    r = run("--version")
+    r = run_lic("--version")
     assert r.exit_code == 0 and r.output == f"lic {lic.__version__}\n"

@@ -10,19 +10,11 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import lic
-from helpers import SAMPLES, assert_one_line_error
-from lic.cli import app
+from helpers import SAMPLES, assert_one_line_error, run_lic
 from lic.errors import InputError
 from lic.video.container import VideoHeader, frame_rate
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture()
@@ -52,7 +44,7 @@ def test_frame_rates_within_what_writers_take_are_kept(fps, expected):
 def test_a_frame_rate_no_writer_takes_is_refused_before_coding(sample_clip, fps):
     """3e9 was coded into a clip that could not be decoded to a video file; 1e12 failed in
     struct.pack after coding every frame; inf and nan were tracebacks."""
-    r = run("encode", sample_clip, "--fps", fps, "-q", 1, "-o", sample_clip.with_name("c.lic"))
+    r = run_lic("encode", sample_clip, "--fps", fps, "-q", 1, "-o", sample_clip.with_name("c.lic"))
     assert_one_line_error(r, "frame rate")
     assert _listing(sample_clip.parent) == ["clip.mp4"]
 
@@ -62,7 +54,7 @@ def test_a_frame_rate_no_writer_takes_is_refused_before_coding(sample_clip, fps)
     (["--gop", "0"], "--gop"), (["--max-frames", "-1"], "--max-frames"),
 ])
 def test_option_range_errors_are_one_line(sample_clip, args, option):
-    r = run("encode", sample_clip, *args, "-q", 1)
+    r = run_lic("encode", sample_clip, *args, "-q", 1)
     assert r.exit_code == 2 and r.output.startswith("lic: error:") and r.output.count("\n") == 1, r.output
     assert option in r.output and "Usage" not in r.output
     assert _listing(sample_clip.parent) == ["clip.mp4"]
@@ -70,15 +62,15 @@ def test_option_range_errors_are_one_line(sample_clip, args, option):
 
 def test_unknown_commands_and_missing_arguments_are_one_line():
     for args in (["bogus"], ["encode"]):
-        r = run(*args)
+        r = run_lic(*args)
         assert r.exit_code == 2 and r.output.startswith("lic: error:") and r.output.count("\n") == 1, r.output
 
 
 def test_an_output_suffix_that_contradicts_the_output_is_refused(sample_clip, tmp_path):
-    assert_one_line_error(run("encode", sample_clip, "-q", 1, "-o", tmp_path / "clip.png"), "writes .lic files")
+    assert_one_line_error(run_lic("encode", sample_clip, "-q", 1, "-o", tmp_path / "clip.png"), "writes .lic files")
     second = tmp_path / "other.mp4"
     shutil.copy(sample_clip, second)
-    r = run("encode", sample_clip, second, "-q", 1, "-o", tmp_path / "one.lic")
+    r = run_lic("encode", sample_clip, second, "-q", 1, "-o", tmp_path / "one.lic")
     assert_one_line_error(r, "one.lic: names a .lic file, but 2 inputs need -o to be a folder")
     assert _listing(tmp_path) == ["clip.mp4", "other.mp4"]
 
@@ -86,26 +78,26 @@ def test_an_output_suffix_that_contradicts_the_output_is_refused(sample_clip, tm
 @pytest.mark.parametrize("content", [b"", b"abc", b"\x89PNG\r\n\x1a\n" + bytes(40)])
 def test_decoding_a_file_that_is_no_lic_file_says_so(tmp_path, content):
     (tmp_path / "x.lic").write_bytes(content)
-    assert_one_line_error(run("decode", tmp_path / "x.lic", "-o", tmp_path / "x.mkv"), "not a .lic file")
+    assert_one_line_error(run_lic("decode", tmp_path / "x.lic", "-o", tmp_path / "x.mkv"), "not a .lic file")
     assert _listing(tmp_path) == ["x.lic"]
 
 
 def test_a_huge_clip_header_is_reported_at_the_size_it_claims(tmp_path):
     header = VideoHeader(3, 1, b"\0" * 4, 65535, 65535, Fraction(25), 1, 32, 1, 1)
     (tmp_path / "huge.lic").write_bytes(header.pack())
-    r = run("decode", tmp_path / "huge.lic", "-o", tmp_path / "out.mkv")
+    r = run_lic("decode", tmp_path / "huge.lic", "-o", tmp_path / "out.mkv")
     assert_one_line_error(r, "a 65535x65535 image")
 
 
 def test_an_unwritable_output_is_named_not_its_temporary_file():
-    r = run("encode", SAMPLES / "clip.mp4", "-q", 1, "--max-frames", 1, "-o", "/proc/x.lic")
+    r = run_lic("encode", SAMPLES / "clip.mp4", "-q", 1, "--max-frames", 1, "-o", "/proc/x.lic")
     assert_one_line_error(r, "/proc/x.lic: cannot write here")
     assert ".tmp" not in r.output
 
 
 def test_clip_decoding_shows_progress(sample_clip, tmp_path):
-    assert run("encode", sample_clip, "-q", 1, "--max-frames", 3, "-o", tmp_path / "c.lic").exit_code == 0
-    r = runner.invoke(app, ["decode", str(tmp_path / "c.lic"), "-o", str(tmp_path / "c.mkv")])
+    assert run_lic("encode", sample_clip, "-q", 1, "--max-frames", 3, "-o", tmp_path / "c.lic").exit_code == 0
+    r = run_lic("decode", str(tmp_path / "c.lic"), "-o", str(tmp_path / "c.mkv"))
     assert r.exit_code == 0, r.output
     assert "3/3" in r.stderr and "fps=" in r.stderr and "frame" in r.stderr
 
@@ -143,5 +135,5 @@ def test_decoding_a_clip_whose_rate_no_writer_takes_is_one_line(tmp_path, numera
     header = VideoHeader(3, 1, b"\0" * 4, 64, 64, Fraction(25), 1, 32)
     header.fps = Fraction(numerator)
     (tmp_path / "fast.lic").write_bytes(header.pack())
-    assert_one_line_error(run("decode", tmp_path / "fast.lic", "-o", tmp_path / "out.mkv"), "frame rate")
+    assert_one_line_error(run_lic("decode", tmp_path / "fast.lic", "-o", tmp_path / "out.mkv"), "frame rate")
     assert _listing(tmp_path) == ["fast.lic"]

@@ -8,13 +8,11 @@ import zlib
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import lic
-from helpers import photo_like
+from helpers import photo_like, run_lic
 from lic import bitstream, models
 from lic.bitstream import Header
-from lic.cli import app
 from lic.errors import FormatError, ResourceError
 from lic.imageio import unpack_alpha
 
@@ -32,7 +30,7 @@ def test_an_absurd_size_is_refused_from_the_header(tmp_path):
     assert time.perf_counter() - t0 < 5
     path = tmp_path / "bomb.lic"
     path.write_bytes(_claiming(65535, 65535))
-    r = CliRunner().invoke(app, ["decode", str(path)])
+    r = run_lic("decode", str(path))
     assert r.exit_code == 1 and r.output.count("\n") == 1 and "--max-pixels" in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.lic"]
 

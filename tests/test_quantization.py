@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from helpers import run_lic
 from lic.codecs.hyperprior_net import QUANTIZABLE_LAYERS, MeanScaleHyperprior, rd_loss
 from lic.entropy.integer_net import IntegerNet, quantize_network
 from lic.errors import InputError
@@ -216,14 +217,7 @@ def float_weights(tmp_path_factory):
     return path, folder
 
 
-def _lic(*args):
-    from typer.testing import CliRunner
-
-    from lic.cli import app
-
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
+@pytest.mark.slow
 def test_export_and_quantize_commands(float_weights, tmp_path):
     import json
 
@@ -231,9 +225,9 @@ def test_export_and_quantize_commands(float_weights, tmp_path):
 
     weights, folder = float_weights
     common = ("-q", 2, "--calibration", folder)
-    r = _lic("export", weights, *common, "-o", tmp_path / "f16.safetensors")
+    r = run_lic("export", weights, *common, "-o", tmp_path / "f16.safetensors")
     assert r.exit_code == 0, r.output
-    r = _lic("quantize", weights, *common, "--bits", "4", "-o", tmp_path / "int4.safetensors")
+    r = run_lic("quantize", weights, *common, "--bits", "4", "-o", tmp_path / "int4.safetensors")
     assert r.exit_code == 0, r.output
     assert "g_s.2" in r.output and "calibration crops" in r.output
     int4 = read_model_file(tmp_path / "int4.safetensors")
@@ -242,7 +236,7 @@ def test_export_and_quantize_commands(float_weights, tmp_path):
     assert int4_size < f16_size
 
     budget = (f16_size + int4_size) // 2
-    r = _lic("quantize", weights, *common, "--size-budget", f"{budget / 1000}KB", "--hessian-samples", 2,
+    r = run_lic("quantize", weights, *common, "--size-budget", f"{budget / 1000}KB", "--hessian-samples", 2,
              "-o", tmp_path / "auto.safetensors", "--report", tmp_path / "auto.json")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "auto.safetensors").stat().st_size <= budget
@@ -250,7 +244,7 @@ def test_export_and_quantize_commands(float_weights, tmp_path):
     assert set(report["measured_rd_change"]) == set(QUANTIZABLE_LAYERS) == set(report["hawq_predicted_change"])
     assert "Spearman" in r.output
 
-    r = _lic("quantize", weights, *common, "--size-budget", f"{budget / 1000}KB", "--fix", "g_s.0=8,g_a.0=6",
+    r = run_lic("quantize", weights, *common, "--size-budget", f"{budget / 1000}KB", "--fix", "g_s.0=8,g_a.0=6",
              "--hessian-samples", 1, "-o", tmp_path / "fixed.safetensors", "--report", tmp_path / "fixed.json")
     assert r.exit_code == 0, r.output
     report = json.loads((tmp_path / "fixed.json").read_text())
@@ -266,7 +260,7 @@ def test_export_and_quantize_commands(float_weights, tmp_path):
 ])
 def test_quantize_refuses_bad_requests_without_writing(float_weights, tmp_path, args, message, code):
     weights, folder = float_weights
-    r = _lic("quantize", weights, "-q", 2, "--calibration", folder, *args, "-o", tmp_path / "out.safetensors")
+    r = run_lic("quantize", weights, "-q", 2, "--calibration", folder, *args, "-o", tmp_path / "out.safetensors")
     assert r.exit_code == code and message in r.output and "Traceback" not in r.output
     assert not (tmp_path / "out.safetensors").exists()
 
@@ -274,7 +268,7 @@ def test_quantize_refuses_bad_requests_without_writing(float_weights, tmp_path, 
 def test_export_refuses_to_write_over_its_input(float_weights):
     weights, folder = float_weights
     before = weights.read_bytes()
-    r = _lic("export", weights, "-q", 2, "--calibration", folder, "-o", weights, "--force")
+    r = run_lic("export", weights, "-q", 2, "--calibration", folder, "-o", weights, "--force")
     assert r.exit_code == 1 and "is one of the inputs" in r.output
     assert weights.read_bytes() == before
 
@@ -283,14 +277,14 @@ def test_export_refuses_to_write_over_its_input(float_weights):
 def test_gptq_patches_reproduce_the_layer_and_beat_nearest_rounding_on_its_outputs(transposed):
     from compressai.models.utils import conv, deconv
 
-    from lic.quantization.gptq import _patches, conv_form, input_moments, quantize_layer
+    from lic.quantization.gptq import sampled_patches, conv_form, input_moments, quantize_layer
 
     torch.manual_seed(5)
     layer = (deconv if transposed else conv)(12, 10).double()
     # Correlated inputs, like a network's activations: smooth maps mixed across channels.
     x = torch.nn.functional.avg_pool2d(torch.randn(3, 12, 20, 20), 3, 1, 1) @ torch.randn(1, 1, 20, 20)
     x = x.double()
-    rows = conv_form(layer, layer.weight) @ _patches(layer, x)
+    rows = conv_form(layer, layer.weight) @ sampled_patches(layer, x)
     expected = (layer(x) - layer.bias.view(1, -1, 1, 1)).transpose(0, 1).reshape(rows.shape)
     assert torch.allclose(rows, expected, atol=1e-10)
     layer = layer.float()

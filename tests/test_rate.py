@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import lic
-from helpers import photo_like
+from helpers import photo_like, run_lic
 from lic import bitstream
 from lic.errors import FormatError, InputError
 from lic.eval.metrics import psnr
@@ -72,13 +72,10 @@ def test_a_step_in_a_vq_file_is_refused():
 
 def test_cli_target_bpp_reports_the_choice_and_writes_a_decodable_file(tmp_path):
     from PIL import Image
-    from typer.testing import CliRunner
-
-    from lic.cli import app
 
     src = tmp_path / "a.png"
     Image.fromarray(RGB).save(src)
-    result = CliRunner().invoke(app, ["encode", str(src), "--target-bpp", "0.9", "-o", str(tmp_path / "a.lic")])
+    result = run_lic("encode", str(src), "--target-bpp", "0.9", "-o", str(tmp_path / "a.lic"))
     assert result.exit_code == 0 and "(quality " in result.output and ", step " in result.output
     assert abs(8 * (tmp_path / "a.lic").stat().st_size / RGB[..., 0].size - 0.9) <= BPP_TOLERANCE * 0.9
 
@@ -90,12 +87,9 @@ def test_cli_target_bpp_reports_the_choice_and_writes_a_decodable_file(tmp_path)
 ])
 def test_cli_refuses_bad_targets_in_one_line(tmp_path, args, message):
     from PIL import Image
-    from typer.testing import CliRunner
-
-    from lic.cli import app
 
     src = tmp_path / "a.png"
     Image.fromarray(RGB).save(src)
-    result = CliRunner().invoke(app, ["encode", str(src), "-o", str(tmp_path / "a.lic"), *args])
+    result = run_lic("encode", str(src), "-o", str(tmp_path / "a.lic"), *args)
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "a.lic").exists()

@@ -9,11 +9,10 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from helpers import REPO, SAMPLES
-from lic.cli import app
+from helpers import REPO, SAMPLES, run_lic
 
 
 def quick_start_lines() -> list[str]:
@@ -23,6 +22,7 @@ def quick_start_lines() -> list[str]:
     return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_every_quick_start_line_runs_as_written(tmp_path, monkeypatch):
     lines = quick_start_lines()
     assert any("clip" in line for line in lines) and all(line.startswith(("lic ", "python -m lic")) for line in lines)
@@ -34,9 +34,9 @@ def test_every_quick_start_line_runs_as_written(tmp_path, monkeypatch):
             r = subprocess.run([sys.executable, *args[1:]], capture_output=True, text=True)
             assert r.returncode == 0, (line, r.stderr)
             continue
-        r = CliRunner().invoke(app, args[1:])
+        r = run_lic(*args[1:])
         assert r.exit_code == 0, (line, r.output)
     decoded = Image.open(tmp_path / "samples" / "landscape.decoded.png")
     assert decoded.size == Image.open(SAMPLES / "landscape.png").size and (tmp_path / "tiny.lic").is_file()
     assert (tmp_path / "out.mkv").is_file() and len(list((tmp_path / "frames").glob("*.png"))) == 8
-    assert json.loads(CliRunner().invoke(app, ["info", "c.lic", "--json"]).output)["frames"] == 8
+    assert json.loads(run_lic("info", "c.lic", "--json").output)["frames"] == 8

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import lic
-from helpers import photo_like
+from helpers import photo_like, run_lic
 from lic import models
-from lic.api import as_pixels
+from lic.codecs.base import as_pixels
 from lic.codecs.refine import Refiner, coded_bits
 from lic.errors import InputError
 
@@ -92,6 +92,7 @@ def test_the_float_h_s_copy_follows_the_integer_h_s(shipped_q2):
     assert (soft[:, M:] - exact[:, M:]).abs().quantile(0.99) < 4
 
 
+@pytest.mark.slow
 def test_effort_2_joint_rounds_write_files_that_decode_to_a_lower_cost(shipped_q2):
     rgb = photo_like(64, 64, seed=6)
     torch.manual_seed(0)
@@ -101,13 +102,10 @@ def test_effort_2_joint_rounds_write_files_that_decode_to_a_lower_cost(shipped_q
 
 def test_cli_effort_writes_a_file_any_decoder_reads(tmp_path):
     from PIL import Image
-    from typer.testing import CliRunner
-
-    from lic.cli import app
 
     src = tmp_path / "a.png"
     Image.fromarray(photo_like(64, 96, seed=8)).save(src)
-    result = CliRunner().invoke(app, ["encode", str(src), "-q", "2", "--effort", "1", "-o", str(tmp_path / "a.lic")])
+    result = run_lic("encode", str(src), "-q", "2", "--effort", "1", "-o", str(tmp_path / "a.lic"))
     assert result.exit_code == 0 and "PSNR" in result.output
     assert lic.read_header((tmp_path / "a.lic").read_bytes()).step == 0
 

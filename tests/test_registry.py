@@ -9,7 +9,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import lic
-from helpers import photo_folder, photo_like
+from helpers import photo_folder, photo_like, run_lic
 from lic import codec_ids
 from lic.codecs import registry
 from lic.codecs.registry import Family
@@ -25,7 +25,7 @@ def toy_family():
 
 
 def test_a_family_registered_in_one_place_trains_exports_encodes_and_decodes_through_the_cli(
-        toy_family, tmp_path, run_lic):
+        toy_family, tmp_path):
     data = photo_folder(tmp_path / "train", ("a.png", 48, 64), ("b.png", 40, 40))
     r = run_lic("train", data, "--model", "toy", "--out", tmp_path / "run", "--set", "steps=30")
     assert r.exit_code == 0, r.output

@@ -33,7 +33,7 @@ def test_exact_synthesis_moves_no_pixel_of_a_shipped_model():
     image = np.asarray(Image.open(SAMPLES / "landscape.png").convert("RGB"))[:128, :192]
     data = lic.compress(image, quality=3)
     header, streams = lic.bitstream.unpack(data)
-    symbols = codec.decode_symbols(lic.codecs.base.Encoded(streams, header.check), 128, 192)
+    symbols = codec.decode_symbols(lic.codecs.base.Encoded(streams, header.digest), 128, 192)
     y_hat = symbols["y"] + symbols["means"]
     with torch.no_grad():
         trained = codec.g_s(y_hat)

@@ -12,8 +12,7 @@ from PIL import Image
 import lic
 from helpers import SAMPLES
 from lic import models
-from lic.api import to_tensor
-from lic.codecs.base import pad_to_multiple
+from lic.codecs.base import as_pixels, pad_to_multiple, to_input
 from lic.codecs.tiling import run_tiled
 
 UNTILED = 10**6
@@ -49,7 +48,7 @@ def test_tiled_decoding_gives_the_untiled_pixels(model, quality, tile):
 
 @pytest.mark.parametrize("model, quality, tile", [("hyperprior", 3, 3), ("vq", 4, 5)])
 def test_tiled_analysis_matches_the_untiled_one(model, quality, tile):
-    x, _, _ = pad_to_multiple(to_tensor(_image()), 64)
+    x, _, _ = pad_to_multiple(to_input(as_pixels(_image())), 64)
     tiled, untiled = (_codec(model, quality, t).analyse(x) for t in (tile, UNTILED))
     if model == "vq":  # indices: a float32 near-tie may pick the neighbouring code
         assert (tiled != untiled).mean() < 0.01
@@ -78,4 +77,4 @@ def test_encoders_read_8_bit_pixels_as_the_float_image(model, quality):
     """The API hands encoders uint8 pixels (a quarter of the memory); the file is the same."""
     pixels = torch.from_numpy(_image(128, 192)).permute(2, 0, 1)[None]
     codec = _codec(model, quality, 3)
-    assert codec.encode(pixels) == codec.encode(to_tensor(_image(128, 192)))
+    assert codec.encode(pixels) == codec.encode(to_input(as_pixels(_image(128, 192))))

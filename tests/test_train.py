@@ -5,23 +5,11 @@ import tarfile
 
 import pytest
 import torch
-from PIL import Image
-from typer.testing import CliRunner
 
 import lic
-from lic.cli import app
 from lic.errors import InputError
 from lic.train.data import CropSampler, load_images
-from helpers import photo_like
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("train")
-    for i in range(4):
-        Image.fromarray(photo_like(168, 176, seed=i)).save(folder / f"{i}.png")  # MS-SSIM needs > 160
-    Image.fromarray(photo_like(20, 20)).save(folder / "small.png")
-    return folder
+from helpers import photo_like, run_lic
 
 
 def test_folders_and_tars_load_the_same_images(images, tmp_path):
@@ -47,7 +35,7 @@ def _train(images, out, steps, *extra):
     args = ["train", str(images), "--out", str(out), "--N", "8", "--M", "8", "--steps", str(steps),
             "--batch", "2", "--crop", "64", "--save-every", "2", "--val-dir", str(images),
             "--val-images", "1", "--val-every", "0", "--quality", "2", *extra]
-    return CliRunner().invoke(app, args)
+    return run_lic(*args)
 
 
 def test_tiny_run_exports_a_usable_model_and_resumes(images, tmp_path):
@@ -76,9 +64,9 @@ def test_fine_tune_starts_from_a_checkpoint(images, tmp_path):
 
 
 def test_bad_training_options(images, tmp_path):
-    r = CliRunner().invoke(app, ["train", str(images), "--out", str(tmp_path), "--model", "nope"])
+    r = run_lic("train", str(images), "--out", str(tmp_path), "--model", "nope")
     assert r.exit_code != 0 and "nope" in r.output
-    r = CliRunner().invoke(app, ["train", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--N", "8", "--M", "8"])
+    r = run_lic("train", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--N", "8", "--M", "8")
     assert r.exit_code == 1 and "not a folder" in r.output
 
 

@@ -5,19 +5,18 @@ import os
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 import lic
-from lic.cli import app
 from lic.train.common import load_checkpoint
-from helpers import photo_like
+from helpers import photo_like, run_lic
 
 OPTIONS = ["--N", "8", "--M", "12", "--batch", "4", "--crop", "64", "--val-every", "0", "--save-every", "1000"]
 
 
 def _one_process(data, out, steps):
-    r = CliRunner().invoke(app, ["train", str(data), "--out", str(out), "--steps", str(steps), *OPTIONS])
+    r = run_lic("train", str(data), "--out", str(out), "--steps", str(steps), *OPTIONS)
     assert r.exit_code == 0, r.output
 
 
@@ -38,6 +37,7 @@ def _max_weight_difference(a, b):
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a if a[k].numel())
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path):
     data = tmp_path / "images"
     data.mkdir()

@@ -3,24 +3,13 @@
 import json
 
 import pytest
-from PIL import Image
-from typer.testing import CliRunner
 
 import lic
-from lic.cli import app
 from lic.models import read_model_file
 from lic.train.common import load_weights
-from helpers import photo_like
+from helpers import photo_like, run_lic
 
 TINY = ["--N", "8", "--M", "12", "--batch", "4", "--crop", "64", "--val-every", "0"]
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ladder-images")
-    for i in range(4):
-        Image.fromarray(photo_like(96, 112, seed=i)).save(folder / f"{i}.png")
-    return folder
 
 
 class StepClock:
@@ -48,7 +37,7 @@ def clock(monkeypatch):
 
 
 def _ladder(images, out, qualities, *extra):
-    return CliRunner().invoke(app, ["train", str(images), "--out", str(out), *TINY, "--ladder", qualities, *extra])
+    return run_lic("train", str(images), "--out", str(out), *TINY, "--ladder", qualities, *extra)
 
 
 def _decodes(model_dir, quality):
@@ -58,6 +47,7 @@ def _decodes(model_dir, quality):
     return lic.decompress(data, model=model).size == (64, 48)
 
 
+@pytest.mark.slow
 def test_ladder_plans_its_minute_and_exports_every_quality(images, tmp_path, clock):
     out = tmp_path / "ladder"
     r = _ladder(images, out, "1-8", "--minutes", "1")
@@ -77,6 +67,7 @@ def test_ladder_plans_its_minute_and_exports_every_quality(images, tmp_path, clo
     assert state["gaussian_conditional.likelihood_lower_bound.bound"] == 1e-9  # carried as float32
 
 
+@pytest.mark.slow
 def test_ladder_resumes_with_the_same_command(images, tmp_path, clock):
     out = tmp_path / "ladder"
     sessions = []

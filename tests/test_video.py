@@ -14,38 +14,11 @@ import pytest
 import torch
 
 import lic
-from helpers import DATA, needs_data, photo_like
+from helpers import DATA, moving_clip, needs_data, photo_like
 from lic import bitstream, models
-from lic.codecs.hyperprior_net import MeanScaleHyperprior
-from lic.export.hyperprior import export
 from lic.errors import FormatError, LicError
 from lic.video import container
 from lic.video.container import FRAME_I, FRAME_P, FrameRecord, VideoHeader
-
-
-def moving_clip(frames: int, height: int = 64, width: int = 96, seed: int = 0) -> list[np.ndarray]:
-    """A photo-like picture panning by (1, 2) px a frame, with a square moving the other way."""
-    big = photo_like(height + 4 * frames, width + 4 * frames, seed)
-    out = []
-    for t in range(frames):
-        frame = big[t : t + height, 2 * t : 2 * t + width].copy()
-        frame[20 : 36, 40 - 3 * t : 56 - 3 * t] = (200, 40, 40)
-        out.append(frame)
-    return out
-
-
-@pytest.fixture(scope="module")
-def video_model(tmp_path_factory) -> Path:
-    """A tiny untrained residual coder (N=8, M=12) with the zoo's hyperprior q1 for I-frames."""
-    torch.manual_seed(0)
-    net = MeanScaleHyperprior(8, 12)
-    calibration = torch.rand(2, 3, 64, 64)
-    intra = models.find("hyperprior", 1)
-    config = {"name": "tinyvideo", "family": "video", "quality": 1, "N": 8, "M": 12, "block": 16,
-              "motion_lambda": 24.0, "intra": {"name": intra.name, "quality": 1, "hash": intra.hash.hex()}}
-    path = tmp_path_factory.mktemp("video") / "tinyvideo.safetensors"
-    models.save_model_file(path, export(net, calibration), config)
-    return path
 
 
 def test_header_and_records_round_trip():
@@ -119,6 +92,7 @@ def _digest(path: Path, model: Path) -> str:
     return hashlib.sha256(b"".join(f.tobytes() for f in frames)).hexdigest()
 
 
+@pytest.mark.slow
 def test_decoding_is_identical_across_threads_and_processes(video_model, tmp_path):
     out = tmp_path / "c.lic"
     summary = lic.compress_video(moving_clip(4, 64, 80), out, 1, model=str(video_model), fps=Fraction(50))
@@ -146,7 +120,7 @@ def test_a_changed_entropy_digest_is_a_clear_error(video_model, tmp_path):
     data = out.read_bytes()
     header = container.read_header(data)
     records = list(container.read_records(io.BytesIO(data[container.HEADER_SIZE :]), header))
-    records[1].check = bytes(b ^ 0xFF for b in records[1].check)
+    records[1].digest = bytes(b ^ 0xFF for b in records[1].digest)
     forged = header.pack() + b"".join(r.pack() for r in records)
     with pytest.raises(LicError, match="digest mismatch"):
         list(lic.decompress_video(forged, model=str(video_model)))
@@ -189,6 +163,6 @@ def test_a_p_frame_with_missing_or_misshapen_streams_is_refused(video_model):
     record, _ = codec.encode_frame(frames[1], reference)
     for streams in (record.streams[:3], [record.streams[0], record.streams[1] + b"\0", *record.streams[2:]]):
         with pytest.raises(FormatError, match="P-frame needs motion, block map"):
-            codec.decode_frame(FrameRecord(FRAME_P, record.check, streams), reference, 64, 128)
+            codec.decode_frame(FrameRecord(FRAME_P, record.digest, streams), reference, 64, 128)
     with pytest.raises(FormatError, match="without a reference"):
         codec.decode_frame(record, None, 64, 128)

@@ -14,26 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import lic
 from lic import models
-from lic.cli import app
 from lic.eval.bdrate import bd_table
 from lic.eval.results import read_curve, read_rows
 from lic.eval.video_baselines import X264, X265
 from lic.eval.video_harness import ROWS_FILE, VIDEO_ROWS, Clip, measure
 from lic.eval.video_codecs import resolve_video
 from lic.video.io import open_video
-from test_video import video_model  # noqa: F401  (a fixture: a tiny untrained video model)
-from helpers import DATA, REPO, needs_data
-from test_video_io import clip, write
-
-runner = CliRunner()
-
-
-def run_lic(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from helpers import DATA, REPO, clip, needs_data, run_lic, write
 
 
 @pytest.fixture()
@@ -86,6 +76,7 @@ def test_anchor_rate_rises_as_crf_falls(anchor, tiny_clip, tmp_path):
     assert list(tmp_path.glob("*.26?")) == []  # the coded streams are removed
 
 
+@pytest.mark.slow
 def test_eval_video_writes_curves_plots_and_bd_rates(tiny_clip, tmp_path, fake_lic_video):
     out = tmp_path / "results"
     r = run_lic("eval-video", tiny_clip, "-c", "x264", "-c", "lic-video", "-c", "lic-video-intra",

@@ -10,28 +10,13 @@ from PIL import Image
 
 from lic.errors import InputError
 from lic.video.io import VideoWriter, natural_key, open_video
-from helpers import DATA, needs_data, photo_like
-from test_video import video_model  # noqa: F401  (a fixture: a tiny untrained video model)
-
-
-def clip(frames: int = 8, size: int = 64) -> list[np.ndarray]:
-    """A camera pan over a photo-like picture, plus per-frame noise: no two frames alike."""
-    scene = photo_like(size + frames, size + 2 * frames, seed=3)
-    rng = np.random.default_rng(4)
-    return [np.clip(scene[i:i + size, 2 * i:2 * i + size].astype(int) + rng.integers(-3, 4, (size, size, 3)),
-                    0, 255).astype(np.uint8) for i in range(frames)]
+from helpers import DATA, clip, needs_data, photo_like, run_lic, write
 
 
 def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def write(path, frames, fps=25, **kwargs):
-    with VideoWriter(path, fps, frames[0].shape[1], frames[0].shape[0], **kwargs) as writer:
-        for frame in frames:
-            writer.write(frame)
 
 
 @pytest.mark.parametrize("name", ["clip.mkv", "clip.mp4", "frames"])
@@ -168,13 +153,11 @@ def test_reads_the_shared_clips_as_streams():
 
 
 def test_lic_decode_refuses_y4m_in_one_line(tmp_path, video_model):
-    from typer.testing import CliRunner
 
     import lic
-    from lic.cli import app
 
     lic.compress_video(clip(2), tmp_path / "a.lic", 1, model=str(video_model))
-    r = CliRunner().invoke(app, ["decode", str(tmp_path / "a.lic"), "-o", str(tmp_path / "a.y4m")])
+    r = run_lic("decode", str(tmp_path / "a.lic"), "-o", str(tmp_path / "a.y4m"))
     assert r.exit_code == 1 and "Y4M holds only Y'CbCr" in r.output and "Traceback" not in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.lic"]
 

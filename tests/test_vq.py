@@ -12,8 +12,8 @@ from PIL import Image
 
 import lic
 from lic import bitstream
-from lic.api import decode_with, encode_with, to_tensor
-from lic.codecs.base import Encoded, pad_to_multiple
+from lic.api import decode_with, encode_with
+from lic.codecs.base import Encoded, as_pixels, pad_to_multiple, to_input
 from lic.codecs.vq import FIXED_LENGTH
 from lic.export.vq import export
 from lic.codecs.vq_model import VQArchitecture, VQAutoencoder
@@ -23,7 +23,7 @@ from lic.imageio import load_image
 from lic.models import load_codec, save_model_file
 from lic.train.vq_context import fit_context_model, index_maps
 from lic.train.vq_levels import encode_latents, spherical_kmeans
-from helpers import assert_same_pixels_everywhere, photo_like, with_other_check
+from helpers import assert_same_pixels_everywhere, photo_like, with_other_digest
 
 ARCH = VQArchitecture(channels=(8, 8, 8, 8), blocks=(1, 1, 1, 1), code_dim=4, codebook_size=64)
 SIZES = {1: 32, 2: 64}
@@ -123,7 +123,7 @@ def test_codec_writes_the_shorter_index_coding(codec, image):
     stream is never longer than log2(K) bits per index plus the mode byte."""
     noise = np.random.default_rng(3).random((1, 3, 160, 160)).astype(np.float32)
     modes = set()
-    for x in (pad_to_multiple(to_tensor(image), codec.stride)[0], torch.from_numpy(noise)):
+    for x in (pad_to_multiple(to_input(as_pixels(image)), codec.stride)[0], torch.from_numpy(noise)):
         for level in SIZES:
             c = codec.for_quality(level)
             indices = c.analyse(x)
@@ -150,7 +150,7 @@ def test_static_table_is_a_valid_cdf():
 
 
 def test_codec_indices_roundtrip_and_decode(codec, image):
-    x, _, _ = pad_to_multiple(to_tensor(image), codec.stride)
+    x, _, _ = pad_to_multiple(to_input(as_pixels(image)), codec.stride)
     for level in SIZES:
         c = codec.for_quality(level)
         indices = c.analyse(x)
@@ -217,7 +217,7 @@ def test_a_decoder_deriving_other_probabilities_stops(vq_model, image, monkeypat
     monkeypatch.setattr("lic.codecs.vq.pack_fixed_length", lambda indices, bits: bytes(1 << 16))
     data = lic.compress(image, quality=2, model=str(vq_model))
     assert bitstream.unpack(data)[1][0][0] == 0  # mode byte: context coded
-    data = with_other_check(data)
+    data = with_other_digest(data)
     with pytest.raises(DeterminismError, match="different entropy parameters"):
         lic.decompress(data, model=str(vq_model))
 

@@ -4,16 +4,13 @@ import json
 
 import pytest
 import torch
-from PIL import Image
-from typer.testing import CliRunner
 
 import lic
-from lic.cli import app
 from lic.codecs.vq_model import VQArchitecture, VQAutoencoder
 from lic.train import gan
 from lic.train.vq import msssim_loss
 from lic.train.vq_levels import finetune_codebook, spherical_kmeans
-from helpers import photo_like
+from helpers import photo_like, run_lic
 
 
 @pytest.mark.parametrize("k", [1, 7, 37, 200])
@@ -67,20 +64,12 @@ def test_msssim_loss_works_on_small_crops():
     assert msssim_loss(x, x) < 1e-4 and msssim_loss(torch.rand_like(x), x) > 0.5
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("vqtrain")
-    for i in range(3):
-        Image.fromarray(photo_like(176, 192, seed=i)).save(folder / f"{i}.png")  # MS-SSIM needs > 160
-    return folder
-
-
 def _train(images, out, steps, *extra):
     args = ["train", str(images), "--model", "vq", "--out", str(out), "--channels", "8,8,8,8", "--blocks", "1,1,1,1",
             "--code-dim", "4", "--codebook-size", "64", "--levels", "2", "--steps", str(steps), "--batch", "2",
             "--crop", "64", "--level-steps", "1", "--save-every", "1", "--val-dir", str(images),
             "--val-images", "1", "--val-every", "0", "--device", "cpu", *extra]
-    return CliRunner().invoke(app, args)
+    return run_lic(*args)
 
 
 def test_tiny_run_with_gan_exports_every_level_and_resumes(images, tmp_path):
@@ -114,7 +103,7 @@ def test_tiny_run_with_gan_exports_every_level_and_resumes(images, tmp_path):
     ],
 )
 def test_options_of_the_other_family_are_refused(images, tmp_path, extra, message):
-    r = CliRunner().invoke(app, ["train", str(images), "--out", str(tmp_path / "o"), *extra])
+    r = run_lic("train", str(images), "--out", str(tmp_path / "o"), *extra)
     assert r.exit_code != 0 and message in r.output, r.output
 
 

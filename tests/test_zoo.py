@@ -38,6 +38,7 @@ def _assert_monotonic(points):
     assert all(a < b for a, b in zip(quality, quality[1:])), quality
 
 
+@pytest.mark.slow
 def test_sample_image_ladder_is_monotonic():
     _assert_monotonic(_ladder(SAMPLES / "landscape.png"))
 
@@ -71,6 +72,7 @@ def test_shipped_hyperprior_files_are_mixed_precision_within_5_6_mb():
             assert m.path.stat().st_size <= 5.6e6, m.path.name
 
 
+@pytest.mark.slow
 def test_shipped_hyperprior_decodes_the_same_across_threads_and_processes(tmp_path):
     from helpers import assert_same_pixels_everywhere, photo_like
 

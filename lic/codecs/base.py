@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -13,7 +14,7 @@ from torch import Tensor
 @dataclass
 class Encoded:
     streams: list[bytes]
-    check: bytes  # 4-byte digest of the entropy parameters the decoder must re-derive
+    digest: bytes  # 4-byte digest of the entropy parameters the decoder must re-derive
     step: int = 0  # quantisation step code (hyperprior rate control; the container's version 2)
 
 
@@ -30,6 +31,16 @@ class Codec(Protocol):
 
     def decode(self, encoded: Encoded, height: int, width: int) -> Tensor:
         """Returns the decoded 8-bit pixels [1, 3, height, width] (`to_pixels`)."""
+
+
+def as_pixels(rgb: np.ndarray) -> Tensor:
+    """An H x W x 3 uint8 array as the [1, 3, H, W] 8-bit pixels codecs take, without copying."""
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None]
+
+
+def as_rgb(pixels: Tensor) -> np.ndarray:
+    """The inverse of `as_pixels`: an H x W x 3 uint8 array from [1, 3, H, W] 8-bit pixels."""
+    return pixels[0].permute(1, 2, 0).contiguous().numpy()
 
 
 def to_input(x: Tensor) -> Tensor:

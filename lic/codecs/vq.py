@@ -7,9 +7,9 @@ Encoder:   x --encoder--> z (one vector per 16x16 block) --nearest code of level
 Bitstream: one stream: a mode byte, then the index map
              mode 0: entropy coded by the level's integer context model
                      (`lic.entropy.index_context`): 3 passes, each conditioned on decoded
-                     neighbours; the header's check field holds the digest of its tables
+                     neighbours; the header's digest field holds the digest of its tables
              mode 1: fixed length, ceil(log2 K) bits per index, row-major, MSB first;
-                     check field 0
+                     digest field 0
            The encoder writes whichever is shorter, so a file never costs more than
            log2(K) bits per block plus a few bytes, even where an image is unlike the
            training set and the context model predicts worse than no model.
@@ -21,7 +21,7 @@ coding an image costs log2(K)/256 bits per pixel. One model file holds all level
 
 Determinism: the encoder's choices need not be reproducible (the decoder only reads
 indices). What the decoder derives -- the probability of every index -- comes from integer
-tables and exact integer arithmetic, and a digest of it is in the header's check field, so
+tables and exact integer arithmetic, and a digest of it is in the header's digest field, so
 the index map decodes identically on every machine. The synthesis network runs in float64 on
 every device (as the hyperprior's g_s does; never TF32 on a GPU): its rounding errors
 (~1e-16) only matter for a pixel within ~1e-13 of a rounding boundary, so decoded pixels
@@ -42,13 +42,13 @@ from torch import Tensor
 
 from lic.codecs.base import Encoded, to_input, to_pixels
 from lic.codecs.tiling import run_tiled
-from lic.codecs.vq_model import STRIDE, Decoder, Encoder, VQArchitecture, VQAutoencoder, nearest_code
+from lic.codecs.vq_model import STRIDE, Decoder, Encoder, VQArchitecture, nearest_code
 from lic.entropy.index_context import IndexContextModel, pack_fixed_length, unpack_fixed_length
 from lic.errors import DeterminismError, FormatError, ModelError
 
 
 CONTEXT_CODED, FIXED_LENGTH = 0, 1  # the index stream's mode byte
-_FIXED_CHECK = bytes(4)  # fixed-length coding derives no parameters
+_FIXED_DIGEST = bytes(4)  # fixed-length coding derives no parameters
 ENCODER_HALO, DECODER_HALO = 5, 6  # indices: the networks' receptive fields reach 4.8 and 5.8 beyond a block
 
 
@@ -102,7 +102,7 @@ class VQCodec:
         stream, digest = self.contexts[self.level].encode(indices)
         fixed = pack_fixed_length(indices, self.index_bits)
         if len(fixed) < len(stream):
-            return Encoded([bytes([FIXED_LENGTH]) + fixed], _FIXED_CHECK)
+            return Encoded([bytes([FIXED_LENGTH]) + fixed], _FIXED_DIGEST)
         return Encoded([bytes([CONTEXT_CODED]) + stream], digest)
 
     def decode_indices(self, encoded: Encoded, height: int, width: int) -> np.ndarray:
@@ -117,13 +117,13 @@ class VQCodec:
                 indices = unpack_fixed_length(payload, shape, self.index_bits)
             except ValueError as e:
                 raise FormatError(str(e)) from None
-            if encoded.check != _FIXED_CHECK or indices.max(initial=0) >= self.sizes[self.level]:
+            if encoded.digest != _FIXED_DIGEST or indices.max(initial=0) >= self.sizes[self.level]:
                 raise FormatError("the fixed-length index stream is corrupted")
             return indices
         if mode != CONTEXT_CODED:
             raise FormatError(f"unknown vq index-stream mode {mode}")
         indices, digest = self.contexts[self.level].decode(payload, *shape)
-        if digest != encoded.check:
+        if digest != encoded.digest:
             raise DeterminismError(
                 "this machine derived different entropy parameters than the encoder "
                 "(index-context digest mismatch); the file is damaged or cannot be decoded here"

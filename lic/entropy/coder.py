@@ -20,7 +20,7 @@ from lic.entropy.tables import CdfTables
 from lic.errors import FormatError
 
 _model = constriction.stream.model
-_MAX_GAMMA_BITS = 23  # constriction's Uniform model takes sizes below 2**24.
+MAX_GAMMA_BITS = 23  # constriction's Uniform model takes sizes below 2**24.
 
 
 def _table_ids(table_ids: np.ndarray) -> np.ndarray:
@@ -138,9 +138,9 @@ def _encode_gamma(encoder: constriction.stream.queue.RangeEncoder, u: np.ndarray
     k = np.floor(np.log2(m)).astype(np.int64)
     k += (m >> k) > 1  # guard against log2 rounding for huge m
     k -= (m >> k) == 0
-    if k.max() > _MAX_GAMMA_BITS:
+    if k.max() > MAX_GAMMA_BITS:
         raise ValueError("a latent value is too large to code (corrupt model or input)")
-    encoder.encode(k.astype(np.int32), _model.Uniform(_MAX_GAMMA_BITS + 1))
+    encoder.encode(k.astype(np.int32), _model.Uniform(MAX_GAMMA_BITS + 1))
     wide = k > 0
     if wide.any():
         rest = (m - (1 << k))[wide]
@@ -150,7 +150,7 @@ def _encode_gamma(encoder: constriction.stream.queue.RangeEncoder, u: np.ndarray
 def _decode_gamma(decoder: constriction.stream.queue.RangeDecoder, count: int) -> np.ndarray:
     if count == 0:
         return np.zeros(0, dtype=np.int64)
-    k = checked_decode(decoder, _model.Uniform(_MAX_GAMMA_BITS + 1), count).astype(np.int64)
+    k = checked_decode(decoder, _model.Uniform(MAX_GAMMA_BITS + 1), count).astype(np.int64)
     m = np.int64(1) << k
     wide = k > 0
     if wide.any():

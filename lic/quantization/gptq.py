@@ -36,7 +36,7 @@ def _padded_input(module: nn.Module, x: Tensor) -> tuple[Tensor, int]:
     return F.pad(x, (p, p, p, p)), module.stride[0]
 
 
-def _patches(module: nn.Module, x: Tensor, limit: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+def sampled_patches(module: nn.Module, x: Tensor, limit: int | None = None, generator: torch.Generator | None = None) -> Tensor:
     """[d, L] input patches of the (equivalent) convolution, d = in channels * k * k, in
     `F.unfold`'s order; at most `limit` output positions, sampled without replacement."""
     k = module.kernel_size[0]
@@ -52,7 +52,7 @@ def _patches(module: nn.Module, x: Tensor, limit: int | None = None, generator: 
 
 
 def conv_form(module: nn.Module, weight: Tensor) -> Tensor:
-    """The weight as [out channels, d] rows matching `_patches`' columns."""
+    """The weight as [out channels, d] rows matching `sampled_patches`' columns."""
     if isinstance(module, nn.ConvTranspose2d):
         weight = weight.flip(2, 3).transpose(0, 1)
     return weight.reshape(weight.shape[0], -1)
@@ -74,7 +74,7 @@ def input_moments(model: nn.Module, run, layers: tuple[str, ...], seed: int = 0)
 
     def hook(name: str, module: nn.Module):
         def record(_module, inputs, _output):
-            cols = _patches(module, inputs[0].detach().float(), _MAX_COLUMNS, generator)
+            cols = sampled_patches(module, inputs[0].detach().float(), _MAX_COLUMNS, generator)
             moments[name] = (cols @ cols.T).double() / cols.shape[1]
         return record
 

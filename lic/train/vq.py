@@ -274,8 +274,7 @@ def _main_phase(model, disc, opt, disc_opt, sampler, cfg, state, budget, log, ch
 @torch.no_grad()
 def validate_float(model: VQAutoencoder, paths: list[Path], device: torch.device) -> dict:
     """Reconstruction through the float model with the full codebook (no bitstream)."""
-    from lic.api import to_tensor, to_uint8
-    from lic.codecs.base import pad_to_multiple
+    from lic.codecs.base import as_pixels, as_rgb, pad_to_multiple, to_input, to_pixels
     from lic.codecs.vq_model import nearest_code
     from lic.eval import metrics
     from lic.imageio import load_image
@@ -284,11 +283,11 @@ def validate_float(model: VQAutoencoder, paths: list[Path], device: torch.device
     rows, used = [], set()
     for path in paths:
         source = load_image(path)
-        x, _, _ = pad_to_multiple(to_tensor(source.rgb), 16)
+        x, _, _ = pad_to_multiple(to_input(as_pixels(source.rgb)), 16)
         indices = nearest_code(model.encoder(x.to(device)), model.codebook)
         used.update(indices.flatten().tolist())
         x_hat = model.decoder(model.codebook[indices].permute(0, 3, 1, 2))
-        rgb = to_uint8(x_hat.float().cpu()[..., : source.height, : source.width])
+        rgb = as_rgb(to_pixels(x_hat.float().cpu()[..., : source.height, : source.width]))
         rows.append({"psnr": metrics.psnr(source.rgb, rgb), "ms_ssim": metrics.ms_ssim(source.rgb, rgb)})
     out = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
     out["codes_used"] = len(used)

@@ -19,8 +19,8 @@ import constriction
 import numpy as np
 
 from lic import bitstream
-from lic.api import decode_with, encode_with, to_tensor
-from lic.codecs.base import pad_to_multiple
+from lic.api import decode_with, encode_with
+from lic.codecs.base import as_pixels, pad_to_multiple
 from lic.entropy import encode_symbols
 from lic.eval import metrics
 from lic.eval.perceptual import WEIGHT_FREE
@@ -58,7 +58,7 @@ def measure(model_path: Path, images: list[Path], levels: list[int] | None = Non
             t0 = time.perf_counter()
             decoded = load_image(decode_with(codec, header, streams))
             t_dec = time.perf_counter() - t0
-            x, _, _ = pad_to_multiple(to_tensor(source.rgb), codec.stride)
+            x, _, _ = pad_to_multiple(as_pixels(source.rgb), codec.stride)
             indices = codec.analyse(x)
             index_bits = 8 * len(codec.contexts[level].encode(indices)[0])  # the context model alone
             rows.append({

@@ -16,12 +16,12 @@ Why it decodes identically everywhere (closed loop, nothing drifts):
 - the prediction is integer arithmetic on 8-bit pixels and integer vectors;
 - every probability the entropy decoder uses comes from integer tables indexed by decoded
   integers: the motion vectors' tables are chosen by the encoder and sent, and the residual's
-  come from its integer hyper-decoder, whose digest is each frame record's check. No entropy
+  come from its integer hyper-decoder, whose digest is each frame record's digest. No entropy
   parameter is ever computed from a reference frame.
 
-A P-frame's check (clip format 2) is the residual's digest XOR a digest of its block map and
+A P-frame's digest (clip format 2) is the residual's digest XOR a digest of its block map and
 motion stream, so that a block map changed under a recomputed CRC (any bit string is a valid
-map) fails the check instead of decoding silently to other pixels.
+map) fails the digest check instead of decoding silently to other pixels.
 
 A video model file holds the residual hyperprior (the same tensors as an image hyperprior
 file) and names, by hash, the image model and quality its I-frames use.
@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from lic import models
-from lic.codecs.base import Encoded
+from lic.codecs.base import Encoded, as_pixels, as_rgb
 from lic.codecs.hyperprior import HyperpriorCodec
 from lic.errors import FormatError, ModelError
 from lic.video.container import FRAME_I, FRAME_P, FrameRecord
@@ -46,15 +46,6 @@ from lic.video.motion_coding import decode_motion, encode_motion
 
 RESIDUAL_OFFSET = 128
 MAP_BLOCK = 16  # side of the blocks where the encoder may keep the prediction alone (one bit each)
-
-
-def to_tensor(frame: np.ndarray) -> Tensor:
-    return torch.from_numpy(frame).permute(2, 0, 1)[None].to(torch.float32) / 255
-
-
-def to_frame(pixels: Tensor) -> np.ndarray:
-    """uint8 (H, W, 3) from a codec's 8-bit output [1, 3, H, W]."""
-    return pixels[0].permute(1, 2, 0).contiguous().numpy()
 
 
 def residual_picture(frame: np.ndarray, prediction: np.ndarray) -> np.ndarray:
@@ -94,21 +85,21 @@ class VideoCodec:
         source inside the padding. An I-frame when `reference` is None. Returns the record and
         the frame the decoder will reconstruct from it."""
         if reference is None:
-            encoded, pixels = self.intra.encode_reconstruct(to_tensor(frame))
-            return FrameRecord(FRAME_I, encoded.check, encoded.streams), to_frame(pixels)
+            encoded, pixels = self.intra.encode_reconstruct(as_pixels(frame))
+            return FrameRecord(FRAME_I, encoded.digest, encoded.streams), as_rgb(pixels)
         vectors = estimate(frame, reference, self.block, lam=self.motion_lambda, picture=picture)
         prediction = predict(reference, vectors, self.block)
-        encoded, residual = self.residual.encode_reconstruct(to_tensor(residual_picture(frame, prediction)))
-        corrected = add_residual(prediction, to_frame(residual))
+        encoded, residual = self.residual.encode_reconstruct(as_pixels(residual_picture(frame, prediction)))
+        corrected = add_residual(prediction, as_rgb(residual))
         keep = _block_sse(frame, prediction, MAP_BLOCK) <= _block_sse(frame, corrected, MAP_BLOCK)
         streams = [encode_motion(vectors, self.residual.latent.y.tables), np.packbits(keep).tobytes(), *encoded.streams]
-        check = _bind(encoded.check, streams[0], streams[1])
-        return FrameRecord(FRAME_P, check, streams), _choose(keep, prediction, corrected, MAP_BLOCK)
+        digest = _bind(encoded.digest, streams[0], streams[1])
+        return FrameRecord(FRAME_P, digest, streams), _choose(keep, prediction, corrected, MAP_BLOCK)
 
     def decode_frame(self, record: FrameRecord, reference: np.ndarray | None, height: int, width: int) -> np.ndarray:
         """The decoded frame (uint8, padded size) of `record`; P-frames need the previous one."""
         if record.kind == FRAME_I:
-            return to_frame(self.intra.decode(Encoded(record.streams, record.check), height, width))
+            return as_rgb(self.intra.decode(Encoded(record.streams, record.digest), height, width))
         if reference is None:
             raise FormatError("the video is corrupted (a P-frame without a reference)")
         blocks = (height // MAP_BLOCK, width // MAP_BLOCK)
@@ -117,15 +108,15 @@ class VideoCodec:
         vectors = decode_motion(record.streams[0], height // self.block, width // self.block, self.residual.latent.y.tables)
         keep = np.unpackbits(np.frombuffer(record.streams[1], np.uint8))[: blocks[0] * blocks[1]].reshape(blocks)
         prediction = predict(reference, vectors, self.block)
-        check = record.check if record.version < 2 else _bind(record.check, record.streams[0], record.streams[1])
-        residual = self.residual.decode(Encoded(record.streams[2:], check), height, width)
-        return _choose(keep.astype(bool), prediction, add_residual(prediction, to_frame(residual)), MAP_BLOCK)
+        digest = record.digest if record.version < 2 else _bind(record.digest, record.streams[0], record.streams[1])
+        residual = self.residual.decode(Encoded(record.streams[2:], digest), height, width)
+        return _choose(keep.astype(bool), prediction, add_residual(prediction, as_rgb(residual)), MAP_BLOCK)
 
 
-def _bind(check: bytes, motion: bytes, block_map: bytes) -> bytes:
-    """`check` XOR a 4-byte digest of the side streams; its own inverse (binds and unbinds)."""
-    side = hashlib.blake2b(block_map + motion, digest_size=len(check)).digest()
-    return bytes(a ^ b for a, b in zip(check, side))
+def _bind(digest: bytes, motion: bytes, block_map: bytes) -> bytes:
+    """`digest` XOR a 4-byte digest of the side streams; its own inverse (binds and unbinds)."""
+    side = hashlib.blake2b(block_map + motion, digest_size=len(digest)).digest()
+    return bytes(a ^ b for a, b in zip(digest, side))
 
 
 def _block_sse(frame: np.ndarray, approximation: np.ndarray, block: int) -> np.ndarray:

@@ -22,7 +22,7 @@ Layout, version 2 (integers little-endian; "varint" is unsigned LEB128):
     36     4     CRC-32 of bytes 0..35
     then one record per frame:
     0      1     frame type: 0 I (a random-access point: decodes without earlier frames), 1 P
-    1      4     entropy-parameter check of the frame (digest of what its decoder re-derives;
+    1      4     entropy-parameter digest of the frame (digest of what its decoder re-derives;
                  `lic.video.codec` also binds a P-frame's motion and block map to it)
     5      ...   varints: frame index (0 for the first record; under the CRC, so swapped or
                  repeated records are caught by the reader, not decoded in the wrong place;
@@ -119,13 +119,13 @@ class VideoHeader:
 @dataclass
 class FrameRecord:
     kind: int  # FRAME_I or FRAME_P
-    check: bytes
+    digest: bytes
     streams: list[bytes]
     index: int = 0  # of the frame in its clip
     version: int = VERSION  # of the clip it was read from; `pack` always writes `VERSION`
 
     def pack(self) -> bytes:
-        body = bytearray(_RECORD_FIXED.pack(self.kind, self.check))
+        body = bytearray(_RECORD_FIXED.pack(self.kind, self.digest))
         body += varint(self.index)
         body += varint(len(self.streams))
         for s in self.streams:
@@ -196,7 +196,7 @@ def read_records(stream: BinaryIO, header: VideoHeader) -> Iterator[FrameRecord]
         body = fixed + bytes(fields) + payload[:-4]
         if zlib.crc32(body) != struct.unpack("<I", payload[-4:])[0]:
             raise FormatError(f"frame {index} is corrupted (checksum mismatch)")
-        kind, check = _RECORD_FIXED.unpack(fixed)
+        kind, digest = _RECORD_FIXED.unpack(fixed)
         if stated != index:
             raise FormatError(f"frame {index} is corrupted (the record of frame {stated} is in its place: "
                               "records missing or out of order)")
@@ -206,7 +206,7 @@ def read_records(stream: BinaryIO, header: VideoHeader) -> Iterator[FrameRecord]
         for n in lengths:
             streams.append(payload[pos : pos + n])
             pos += n
-        yield FrameRecord(kind, check, streams, index, header.version)
+        yield FrameRecord(kind, digest, streams, index, header.version)
     if stream.read(1):
         raise FormatError(f"the video is corrupted (bytes after its {header.frames} frames)")
 

@@ -34,7 +34,7 @@ import math
 import constriction
 import numpy as np
 
-from lic.entropy.coder import _MAX_GAMMA_BITS, checked_decode, decode_symbols, encode_symbols
+from lic.entropy.coder import MAX_GAMMA_BITS, checked_decode, decode_symbols, encode_symbols
 from lic.entropy.tables import CdfTables
 from lic.errors import FormatError
 
@@ -131,7 +131,7 @@ def best_table(values: np.ndarray, tables: CdfTables) -> int:
         bits = -np.log2(tables.pmf(t)[index] / (1 << tables.precision)).sum()
         u = np.where(values[out] < offset, 2 * (offset - values[out]) - 1, 2 * (values[out] - offset - n))
         # the coder's escape: a uniform length symbol, then the bits below the top one
-        bits += (math.log2(_MAX_GAMMA_BITS + 1) + np.floor(np.log2(u + 1))).sum()
+        bits += (math.log2(MAX_GAMMA_BITS + 1) + np.floor(np.log2(u + 1))).sum()
         if bits < best_bits:
             best, best_bits = t, bits
     return best

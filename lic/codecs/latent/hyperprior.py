@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from lic.codecs.base import Encoded
 from lic.codecs.latent.factorized import FactorizedStage
-from lic.codecs.latent.gaussian import MAX_STEP, GaussianConditionalStage, parameters_from, shifted, step_size
+from lic.codecs.latent.gaussian import MAX_STEP, GaussianConditionalStage, parameters_from, shifted
 from lic.codecs.tiling import run_tiled
 from lic.entropy.integer_net import IntegerNet
 from lic.errors import DeterminismError, FormatError
@@ -116,7 +116,7 @@ class HyperpriorLatentCodec:
             raise FormatError("hyperprior payload must hold two streams of 32-bit words")
         z_symbols = self.z.decode(encoded.streams[0], height // HYPER_STRIDE, width // HYPER_STRIDE, "z stream")
         index, means, digest = self.entropy_parameters(z_symbols)
-        if digest != encoded.check:
+        if digest != encoded.digest:
             raise DeterminismError(
                 "this machine derived different entropy parameters than the encoder "
                 "(hyper-decoder digest mismatch); the file is damaged or cannot be decoded here"
